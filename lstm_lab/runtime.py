@@ -1,0 +1,113 @@
+"""Where code runs and how it is seeded: one helper for each, used by every notebook."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import torch
+
+_DEVICE_KINDS = ("auto", "cpu", "cuda", "mps")
+
+
+def _mps_available() -> bool:
+    backend = getattr(torch.backends, "mps", None)
+    return backend is not None and backend.is_available()
+
+
+def get_device(device: str | torch.device = "auto") -> torch.device:
+    """Return the :class:`torch.device` to run on.
+
+    Parameters
+    ----------
+    device
+        ``"auto"`` picks CUDA if a CUDA device is present, then Apple's MPS, then the CPU.
+        ``"cpu"``, ``"cuda"``, ``"cuda:N"`` and ``"mps"`` (or a :class:`torch.device`) ask
+        for that device and raise :class:`RuntimeError` if it is not available here, rather
+        than failing later inside a model.
+
+    Examples
+    --------
+    >>> get_device("cpu")
+    device(type='cpu')
+    """
+    if isinstance(device, torch.device):
+        requested = device
+    elif isinstance(device, str):
+        name = device.strip().lower()
+        if name == "auto":
+            if torch.cuda.is_available():
+                return torch.device("cuda")
+            if _mps_available():
+                return torch.device("mps")
+            return torch.device("cpu")
+        kind = name.split(":", 1)[0]
+        if kind not in _DEVICE_KINDS:
+            raise ValueError(
+                f"device must be one of {', '.join(map(repr, _DEVICE_KINDS))} "
+                f"(optionally 'cuda:N'), got {device!r}"
+            )
+        try:
+            requested = torch.device(name)
+        except RuntimeError as err:  # e.g. "cuda:x"
+            raise ValueError(f"device {device!r} is not a valid device string: {err}") from None
+    else:
+        raise TypeError(
+            f"device must be a str such as 'auto', 'cpu' or 'cuda', or a torch.device; "
+            f"got {type(device).__name__}"
+        )
+
+    if requested.type == "cpu":
+        return requested
+    if requested.type == "cuda":
+        if not torch.cuda.is_available():
+            raise RuntimeError(
+                f"device={device!r} was requested but no CUDA device is available "
+                "(torch.cuda.is_available() is False). Use device='auto' or 'cpu', or install "
+                "a CUDA build of PyTorch (see the README's GPU section)."
+            )
+        count = torch.cuda.device_count()
+        if requested.index is not None and requested.index >= count:
+            raise RuntimeError(
+                f"device={device!r} was requested but only {count} CUDA device(s) exist "
+                f"(valid indices 0..{count - 1})."
+            )
+        return requested
+    if requested.type == "mps":
+        if not _mps_available():
+            raise RuntimeError(
+                f"device={device!r} was requested but Apple's MPS backend is not available here. "
+                "Use device='auto' or 'cpu'."
+            )
+        return requested
+    raise ValueError(
+        f"device must be one of {', '.join(map(repr, _DEVICE_KINDS))}, got {device!r}"
+    )
+
+
+def seed_everything(seed: int) -> np.random.Generator:
+    """Seed Python's :mod:`random`, NumPy's global generator and PyTorch (every device).
+
+    Call it once at the top of a notebook or experiment so that every number it prints
+    is the same on every run.
+
+    Parameters
+    ----------
+    seed
+        A non-negative integer below ``2**32``.
+
+    Returns
+    -------
+    numpy.random.Generator
+        A fresh generator seeded with ``seed``, for code that prefers an explicit generator
+        over NumPy's global one.
+    """
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+    seed = int(seed)
+    if not 0 <= seed < 2**32:
+        raise ValueError(f"seed must be in [0, 2**32), got {seed}")
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)  # also seeds every CUDA and MPS device
+    return np.random.default_rng(seed)
