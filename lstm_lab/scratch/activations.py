@@ -1,10 +1,9 @@
-"""The two squashing functions of gated recurrence and the gate built from them.
+"""The two squashing functions of gated recurrence: the sigmoid and tanh.
 
 Symbols (see the book's notation page):
 
-- ``sigma`` is the logistic sigmoid, mapping any real number into (0, 1): eq. ``sigmoid``.
-- ``tanh`` maps any real number into (-1, 1): eq. ``tanh``.
-- A gate multiplies a value by a sigmoid of a pre-activation, ``sigma(a) * v``: eq. ``gate``.
+- ``sigma`` is the logistic sigmoid, mapping any real number into (0, 1): eq. ``eq-sigmoid``.
+- ``tanh`` maps any real number into (-1, 1): eq. ``eq-tanh``.
 """
 
 from __future__ import annotations
@@ -12,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 
-def _as_float_array(x, name: str) -> np.ndarray:
+def as_float_array(x, name: str) -> np.ndarray:
     arr = np.asarray(x)
     if arr.dtype.kind in "fc":
         return arr
@@ -22,57 +21,29 @@ def _as_float_array(x, name: str) -> np.ndarray:
 
 
 def sigmoid(x):
-    """Logistic sigmoid ``1 / (1 + exp(-x))``, eq. ``sigmoid``; elementwise, any shape.
+    """Logistic sigmoid ``1 / (1 + exp(-x))``, eq. ``eq-sigmoid``; elementwise, any shape.
 
     Computed without overflow for large ``|x|``: for negative ``x`` the equivalent form
     ``exp(x) / (1 + exp(x))`` is used. Float inputs keep their dtype; integers become float64.
     """
-    x = _as_float_array(x, "x")
+    x = as_float_array(x, "x")
     z = np.exp(-np.abs(x))  # in (0, 1]: never overflows
     return np.where(x >= 0, 1.0 / (1.0 + z), z / (1.0 + z)).astype(x.dtype, copy=False)
 
 
 def dsigmoid(s):
     """Derivative of the sigmoid written in terms of its output ``s = sigmoid(x)``: ``s (1 - s)``."""
-    s = _as_float_array(s, "s")
+    s = as_float_array(s, "s")
     return s * (1.0 - s)
 
 
 def tanh(x):
-    """Hyperbolic tangent, eq. ``tanh``; elementwise, any shape. ``tanh(x) = 2 sigmoid(2x) - 1``."""
-    x = _as_float_array(x, "x")
+    """Hyperbolic tangent, eq. ``eq-tanh``; elementwise, any shape. ``tanh(x) = 2 sigmoid(2x) - 1``."""
+    x = as_float_array(x, "x")
     return np.tanh(x)
 
 
 def dtanh(t):
     """Derivative of tanh written in terms of its output ``t = tanh(x)``: ``1 - t**2``."""
-    t = _as_float_array(t, "t")
+    t = as_float_array(t, "t")
     return 1.0 - t * t
-
-
-def gate(values, pre_activation):
-    """A soft switch: ``sigmoid(pre_activation) * values``, eq. ``gate``.
-
-    Parameters
-    ----------
-    values
-        Array of any shape: what the gate lets through.
-    pre_activation
-        Array broadcastable to ``values``: large positive opens the gate (factor near 1),
-        large negative closes it (factor near 0).
-
-    Returns
-    -------
-    numpy.ndarray
-        The gated values, shape of ``values`` broadcast with ``pre_activation``.
-    """
-    values = _as_float_array(values, "values")
-    pre_activation = _as_float_array(pre_activation, "pre_activation")
-    try:
-        np.broadcast_shapes(values.shape, pre_activation.shape)
-    except ValueError:
-        raise ValueError(
-            f"pre_activation of shape {pre_activation.shape} does not broadcast against "
-            f"values of shape {values.shape}"
-        ) from None
-    return sigmoid(pre_activation) * values

@@ -1,0 +1,101 @@
+"""The book builds with warnings as errors, and the built pages carry what readers need."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from tools import course
+
+pytestmark = pytest.mark.book
+ROOT = course.ROOT
+
+
+def _jupyter_book() -> str:
+    here = Path(sys.executable).parent / "jupyter-book"
+    found = str(here) if here.exists() else shutil.which("jupyter-book")
+    if found is None:
+        pytest.fail("jupyter-book is not installed: run `make test`, which installs it")
+    return found
+
+
+@pytest.fixture(scope="session")
+def html(tmp_path_factory) -> Path:
+    """Build the whole book once, strictly, into a temporary folder; return its html/ folder."""
+    out = tmp_path_factory.mktemp("book")
+    cmd = [_jupyter_book(), "build", str(ROOT), "--path-output", str(out),
+           "-W", "-n", "--keep-going", "--all"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, f"book build failed (warnings are errors):\n{log[-6000:]}"
+    assert "WARNING" not in log, log[-6000:]
+    return out / "_build" / "html"
+
+
+def _page(html: Path, rel: str) -> str:
+    path = html / rel
+    assert path.exists(), f"missing page {rel}"
+    return path.read_text(encoding="utf-8")
+
+
+def test_index_opens_the_introduction(html):
+    assert 'url=book/intro.html' in _page(html, "index.html")
+
+
+PAGES = ["book/intro.html", "book/how_to_use.html", "book/notation.html",
+         "book/bibliography.html"]
+
+
+@pytest.mark.parametrize("rel", PAGES)
+def test_prose_pages_are_built(html, rel):
+    assert "<h1" in _page(html, rel)
+
+
+@pytest.mark.parametrize("nb", course.notebook_paths(), ids=lambda p: p.name)
+def test_notebook_page_has_launch_buttons_to_its_own_ipynb(html, nb):
+    rel = nb.relative_to(ROOT).as_posix()
+    page = _page(html, rel.replace(".ipynb", ".html"))
+    url, branch = course.repository()
+    owner_repo = url.removeprefix("https://github.com/")
+    hrefs = re.findall(r'href="([^"]+)"', page)
+    colab = [h for h in hrefs if "colab.research.google.com" in h]
+    binder = [h for h in hrefs if "mybinder.org" in h]
+    assert colab == [f"https://colab.research.google.com/github/{owner_repo}/blob/{branch}/{rel}"]
+    assert len(binder) == 1
+    assert binder[0].startswith(f"https://mybinder.org/v2/gh/{owner_repo}/{branch}?")
+    assert binder[0].endswith(rel)
+
+
+@pytest.mark.parametrize("nb", course.notebook_paths(), ids=lambda p: p.name)
+def test_notebook_page_shows_outputs_equations_and_exercises(html, nb):
+    page = _page(html, nb.relative_to(ROOT).with_suffix(".html").as_posix())
+    notebook = nbformat.read(nb, as_version=4)
+    assert "cell_output" in page, "stored outputs are rendered"
+    figures = sum("image/png" in out.get("data", {}) for c in notebook.cells if c.cell_type == "code"
+                  for out in c.outputs)
+    assert len(set(re.findall(r'<img alt="[^"]*" src="(\.\./_images/[0-9a-f]+\.png)"', page))) == figures
+    markdown = "\n".join(c.source for c in notebook.cells if c.cell_type == "markdown")
+    labels = re.findall(r"\$\$[^$]+\$\$[ \t]*\(([^)\s]+)\)", markdown)
+    assert labels
+    for label in labels:
+        assert f'id="equation-{label}"' in page, f"equation {label} is not numbered on the page"
+    exercises = page.count('class="exercise admonition"')
+    assert exercises >= 3, "at least three exercises"
+    assert page.count('class="solution dropdown admonition"') == exercises, "every solution is collapsed"
+
+
+def test_bibliography_lists_the_seed_references(html):
+    page = _page(html, "book/bibliography.html")
+    for name in ["Hochreiter", "Gers", "Cho", "Greff", "Jozefowicz", "Olah", "Vaswani", "Gu"]:
+        assert name in page
+
+
+def test_citations_link_to_the_bibliography(html):
+    page = _page(html, "book/intro.html")
+    assert "bibliography.html#id" in page or 'href="bibliography.html' in page

@@ -1,0 +1,260 @@
+"""The repository holds together: one repository URL, one setup cell, matching dependency
+lists, a table of contents of existing pages, executed notebooks, and a test for every
+labelled equation."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+import yaml
+from packaging.requirements import Requirement
+
+from tools import course
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+ROOT = course.ROOT
+NOTEBOOKS = course.notebook_paths()
+BOOK_PAGES = sorted((ROOT / "book").glob("*.md"))
+
+
+def _nb(path: Path):
+    return nbformat.read(path, as_version=4)
+
+
+def _markdown_sources() -> dict[str, str]:
+    """Every piece of book prose: the book pages and the notebooks' markdown cells."""
+    sources = {str(p.relative_to(ROOT)): p.read_text(encoding="utf-8") for p in BOOK_PAGES}
+    for path in NOTEBOOKS:
+        cells = [c.source for c in _nb(path).cells if c.cell_type == "markdown"]
+        sources[str(path.relative_to(ROOT))] = "\n\n".join(cells)
+    return sources
+
+
+def test_there_are_notebooks():
+    assert NOTEBOOKS, "no notebooks found in notebooks/"
+
+
+# ----------------------------------------------------------------------------- one URL, one setup cell
+def test_sync_is_up_to_date():
+    stale = [str(p.relative_to(ROOT)) for p in course.planned_changes()]
+    assert not stale, f"these files disagree with _config.yml; run `make sync`: {stale}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_starts_with_the_setup_cell(path):
+    first = _nb(path).cells[0]
+    assert first.cell_type == "code"
+    assert first.source == course.setup_cell_source(), f"{path.name}: first cell is not the setup cell"
+    url, branch = course.repository()
+    assert f"git+{url}@{branch}" in first.source
+    assert not first.outputs, "the setup cell prints nothing outside Colab"
+
+
+def test_setup_cell_installs_only_on_colab_and_only_when_missing():
+    src = course.setup_cell_source()
+    assert '"google.colab" in sys.modules' in src
+    assert 'find_spec("lstm_lab") is None' in src
+    # pip's default strategy installs only missing dependencies; never force or upgrade.
+    for flag in ("--upgrade", "-U", "--force-reinstall", "--ignore-installed"):
+        assert flag not in src.split()
+    # Outside Colab the cell must do nothing: run it here and check nothing was attempted.
+    calls = []
+    fake_subprocess = type("S", (), {"run": staticmethod(lambda *a, **k: calls.append(a))})
+    namespace: dict = {}
+    exec(src.replace("import subprocess\n", ""), {"subprocess": fake_subprocess}, namespace)
+    assert calls == []
+
+
+def test_repository_url_is_the_same_everywhere():
+    url, branch = course.repository()
+    assert re.fullmatch(r"https://github\.com/[\w.-]+/[\w.-]+", url), url
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert pyproject["project"]["urls"]["Homepage"] == url
+    assert pyproject["project"]["urls"]["Source"] == url
+    readme = (ROOT / "README.md").read_text()
+    for rel, (colab, binder) in course.launch_links().items():
+        assert colab in readme and binder in readme
+        assert colab.endswith(f"/blob/{branch}/{rel}")
+    # Nothing else hard-codes a different address for the course repository.
+    owner = url.split("/")[3]
+    for path in [ROOT / "README.md", *BOOK_PAGES]:
+        for found in re.findall(rf"https://github\.com/{owner}/[\w.-]+", path.read_text()):
+            assert found == url, f"{path.name} names {found}, _config.yml says {url}"
+
+
+# ----------------------------------------------------------------------------- dependencies
+def _pyproject_runtime() -> dict[str, str]:
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    return {Requirement(d).name.lower(): str(Requirement(d).specifier) for d in deps}
+
+
+CONDA_TO_PIP = {"pytorch-cpu": "torch", "pytorch": "torch", "matplotlib-base": "matplotlib"}
+
+
+def test_runtime_dependencies_are_few_and_ranges():
+    runtime = _pyproject_runtime()
+    assert set(runtime) == {"numpy", "matplotlib", "torch"}
+    for name, spec in runtime.items():
+        assert spec.startswith(">="), f"{name}: use a lower bound, not a pin ({spec})"
+
+
+def test_environment_yml_names_the_same_runtime_dependencies():
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    assert env["channels"] == ["conda-forge"]
+    conda = {}
+    for dep in env["dependencies"]:
+        assert isinstance(dep, str), "lstm_lab is installed by postBuild, not by a pip: section"
+        name, spec = re.match(r"([A-Za-z0-9_.-]+)\s*(.*)", dep).groups()
+        conda[name] = spec.replace(" ", "")
+    assert conda.pop("python") == "=3.11"
+    conda.pop("pip")
+    assert "pytorch-cpu" in conda, "Binder needs a CPU-only PyTorch (1-2 GB of RAM)"
+    assert {CONDA_TO_PIP.get(k, k): v for k, v in conda.items()} == _pyproject_runtime()
+
+
+def test_binder_installs_lstm_lab_from_the_checkout():
+    post = (ROOT / "postBuild").read_text()
+    assert "pip install --no-deps" in post and post.rstrip().endswith(".")
+    assert (ROOT / "postBuild").stat().st_mode & 0o111, "postBuild must be executable"
+
+
+def test_ci_runs_the_readme_test_command():
+    readme = (ROOT / "README.md").read_text()
+    assert "make test" in readme and "make book" in readme
+    assert re.search(r"(?m)^make test$", (ROOT / ".ci" / "run").read_text())
+
+
+# ----------------------------------------------------------------------------- book structure
+def _toc_files(node) -> list[str]:
+    files = []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in ("file", "root"):
+                files.append(value)
+            else:
+                files += _toc_files(value)
+    elif isinstance(node, list):
+        for item in node:
+            files += _toc_files(item)
+    return files
+
+
+def test_toc_lists_existing_pages_and_every_page_is_listed():
+    toc = _toc_files(yaml.safe_load((ROOT / "_toc.yml").read_text()))
+    for entry in toc:
+        candidates = [ROOT / f"{entry}{ext}" for ext in (".md", ".ipynb")]
+        assert any(c.exists() for c in candidates), f"_toc.yml lists {entry}, which does not exist"
+    listed = set(toc)
+    for path in [*BOOK_PAGES, *NOTEBOOKS]:
+        stem = str(path.relative_to(ROOT).with_suffix(""))
+        assert stem in listed, f"{stem} is not in _toc.yml"
+
+
+def test_config_launch_buttons_and_bibliography():
+    config = course.load_config()
+    assert config["launch_buttons"]["colab_url"] == "https://colab.research.google.com"
+    assert config["launch_buttons"]["binderhub_url"] == "https://mybinder.org"
+    assert config["execute"]["execute_notebooks"] == "off"
+    assert "sphinx_exercise" in config["sphinx"]["extra_extensions"]
+    for bib in config["bibtex_bibfiles"]:
+        assert (ROOT / bib).exists()
+
+
+SEED_KEYS = ["hochreiter1997lstm", "gers2000forget", "cho2014gru", "greff2017odyssey",
+             "jozefowicz2015empirical", "olah2015understanding", "vaswani2017attention", "gu2023mamba"]
+
+
+def test_bibliography_has_the_seed_references_and_every_citation():
+    bib = (ROOT / "references.bib").read_text()
+    keys = set(re.findall(r"@\w+\{([^,\s]+),", bib))
+    assert set(SEED_KEYS) <= keys
+    for name, text in _markdown_sources().items():
+        for group in re.findall(r"\{cite(?::[pt])?\}`([\w,\s-]+)`", text):
+            for key in group.split(","):
+                assert key.strip() in keys, f"{name} cites unknown key {key!r}"
+
+
+# ----------------------------------------------------------------------------- notebooks
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_is_stored_executed_in_order(path):
+    nb = _nb(path)
+    assert nb.metadata["kernelspec"]["name"] == "python3"
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    counts = [c.execution_count for c in code]
+    assert counts == list(range(1, len(code) + 1)), f"{path.name}: run top to bottom (`make execute`)"
+    assert any(c.outputs for c in code), f"{path.name}: no stored outputs"
+    for cell in code:
+        for out in cell.outputs:
+            assert out.output_type != "error", f"{path.name}: a stored output is an error"
+            assert not (out.output_type == "stream" and out.name == "stderr"), (
+                f"{path.name}: stored stderr output (warnings make nbval fragile): {out.text[:200]}"
+            )
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_is_seeded_and_uses_the_package(path):
+    src = "\n".join(c.source for c in _nb(path).cells if c.cell_type == "code")
+    assert "seed_everything(" in src
+    assert "import lstm_lab" in src or "from lstm_lab" in src
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_nbval_opt_outs_are_rare_and_justified(path):
+    code = [c for c in _nb(path).cells if c.cell_type == "code"]
+    opted = [c for c in code if re.search(r"NBVAL_(IGNORE_OUTPUT|SKIP|RAISES_EXCEPTION)", c.source)]
+    for cell in opted:
+        first = cell.source.splitlines()[0]
+        m = re.match(r"# NBVAL_IGNORE_OUTPUT: (.{20,})", first)
+        assert m, f"{path.name}: an nbval opt-out must be '# NBVAL_IGNORE_OUTPUT: <why>' on the first line"
+        assert "NBVAL_SKIP" not in cell.source, f"{path.name}: NBVAL_SKIP hides a cell from the test"
+    assert len(opted) <= max(1, len(code) // 10), f"{path.name}: too many nbval opt-outs"
+
+
+# ----------------------------------------------------------------------------- equations
+DISPLAY_MATH = re.compile(r"\$\$(.+?)\$\$[ \t]*(?:\(([^)\s]+)\))?", re.S)
+
+
+def _equations() -> dict[str, list[str | None]]:
+    found = {}
+    for name, text in _markdown_sources().items():
+        labels = [m.group(2) for m in DISPLAY_MATH.finditer(text)]
+        assert "\\begin{equation" not in text and "{math}" not in text, (
+            f"{name}: write display equations as $$ ... $$ (eq-label)"
+        )
+        found[name] = labels
+    return found
+
+
+def _tested_labels() -> set[str]:
+    labels = set()
+    for path in (ROOT / "tests").glob("test_*.py"):
+        for args in re.findall(r"mark\.equation\(([^)]*)\)", path.read_text()):
+            labels |= set(re.findall(r"[\"']([^\"']+)[\"']", args))
+    return labels
+
+
+def test_every_display_equation_has_a_label():
+    for name, labels in _equations().items():
+        assert None not in labels, f"{name}: a display equation has no label; write $$ ... $$ (eq-name)"
+
+
+def test_every_labelled_equation_has_a_test():
+    labelled = {label for labels in _equations().values() for label in labels if label}
+    assert labelled, "the book has no labelled equations"
+    untested = labelled - _tested_labels()
+    assert not untested, f"labelled equations without a @pytest.mark.equation test: {sorted(untested)}"
+
+
+def test_every_equation_marker_names_a_real_equation():
+    labelled = {label for labels in _equations().values() for label in labels if label}
+    unknown = _tested_labels() - labelled
+    assert not unknown, f"tests mark equations the book does not have: {sorted(unknown)}"
