@@ -258,3 +258,12 @@ def test_every_equation_marker_names_a_real_equation():
     labelled = {label for labels in _equations().values() for label in labels if label}
     unknown = _tested_labels() - labelled
     assert not unknown, f"tests mark equations the book does not have: {sorted(unknown)}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_code_fits_the_page(path):
+    """The book's code column shows about 88 characters; longer lines scroll sideways."""
+    for cell in _nb(path).cells:
+        if cell.cell_type == "code":
+            for line in cell.source.splitlines():
+                assert len(line) <= 88, f"{path.name}: code line of {len(line)} characters: {line}"

@@ -26,9 +26,9 @@ NOTEBOOK_DIRS = ("notebooks",)
 SETUP_CELL_TAG = "course-setup"
 SETUP_CELL_TEMPLATE = '''\
 # Setup: the same first cell in every notebook of the course.
-# On Google Colab it installs lstm_lab from the course repository, adding only what Colab
-# lacks: Colab's own torch, numpy and matplotlib are kept as they are.
-# Locally and on Binder lstm_lab is already installed, and this cell does nothing.
+# On Google Colab it installs lstm_lab from the course repository,
+# adding only what Colab lacks (its torch, numpy, matplotlib are kept).
+# Locally and on Binder lstm_lab is installed: this cell does nothing.
 import importlib.util
 import subprocess
 import sys
@@ -95,7 +95,8 @@ def _is_setup_cell(cell) -> bool:
 
 def _new_setup_cell(source: str):
     cell = nbformat.v4.new_code_cell(source)
-    cell.metadata["tags"] = [SETUP_CELL_TAG]
+    # remove-cell: the rendered book does not show it; Colab and Binder users run it first.
+    cell.metadata["tags"] = [SETUP_CELL_TAG, "remove-cell"]
     cell["id"] = SETUP_CELL_TAG
     return cell
 
