@@ -1,0 +1,13 @@
+"""PyTorch models (``torch.nn.Module``s): autograd, any device and dtype, batch-first.
+
+Each mirrors a NumPy model in ``lstm_lab.scratch`` with the same parameter names, and has
+``from_torch`` / ``to_torch`` for the matching ``torch.nn`` module and ``scratch_params()``
+to hand its weights to the NumPy code.
+"""
+
+from lstm_lab.nn.fused_lstm import FusedLSTMFunction, fused_lstm
+from lstm_lab.nn.gru import GRU
+from lstm_lab.nn.lstm import LSTM
+from lstm_lab.nn.rnn import RNN
+
+__all__ = ["RNN", "LSTM", "GRU", "FusedLSTMFunction", "fused_lstm"]

@@ -1,0 +1,171 @@
+"""What the PyTorch RNN, LSTM and GRU modules share: input checks, initial states, stacking.
+
+Shapes: x (b, t, d) batch-first; a state tensor (num_layers, b, h) as in ``torch.nn``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import nn
+
+
+def check_size(value, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return int(value)
+
+
+def check_input(x, input_size: int, like: torch.Tensor, name: str = "x") -> torch.Tensor:
+    """``x`` is a float tensor (b, t, d) on the parameters' device and in their dtype."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor of shape (b, t, d), got {type(x).__name__}")
+    if not x.is_floating_point():
+        raise TypeError(
+            f"{name} must be a floating-point tensor of shape (b, t, d), got dtype {x.dtype}; "
+            "one-hot encode or embed integer tokens first"
+        )
+    if x.dim() != 3:
+        raise ValueError(f"{name} must have shape (b, t, d) (batch-first), got shape {tuple(x.shape)}")
+    if x.shape[1] == 0:
+        raise ValueError(f"{name} must have at least one time step, got shape {tuple(x.shape)}")
+    if x.shape[2] != input_size:
+        raise ValueError(f"{name} has {x.shape[2]} features per step but the model expects input_size = {input_size}")
+    if x.dtype != like.dtype:
+        raise TypeError(f"{name} has dtype {x.dtype} but the model's parameters are {like.dtype}; convert one of them")
+    if x.device != like.device:
+        raise ValueError(f"{name} is on {x.device} but the model is on {like.device}; move one of them with .to()")
+    return x
+
+
+def check_state_tensor(s, name: str, shape: tuple[int, ...], x: torch.Tensor) -> torch.Tensor:
+    if not isinstance(s, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor of shape (num_layers, b, h) = {shape}, got {type(s).__name__}")
+    if tuple(s.shape) != shape:
+        raise ValueError(f"{name} must have shape (num_layers, b, h) = {shape}, got {tuple(s.shape)}")
+    if s.dtype != x.dtype or s.device != x.device:
+        raise TypeError(f"{name} must match x's dtype and device ({x.dtype}, {x.device}), got ({s.dtype}, {s.device})")
+    return s
+
+
+class RecurrentLayer(nn.Module):
+    """One layer: book-named parameters registered as attributes (``layer.W_xh`` ...)."""
+
+    def __init__(self, shapes: dict[str, tuple[int, ...]], hidden_size: int, bias: bool):
+        super().__init__()
+        self.hidden_size = hidden_size
+        self.bias = bias
+        self.shapes = dict(shapes)  # every parameter of the model, biases included
+        for name, shape in shapes.items():
+            if name.startswith("b_") and not bias:
+                continue
+            self.register_parameter(name, nn.Parameter(torch.empty(shape)))
+        self.reset_parameters()
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        """Uniform in (-1/sqrt(h), 1/sqrt(h)), the initialisation ``torch.nn`` uses."""
+        bound = 1.0 / math.sqrt(self.hidden_size)
+        for p in self.parameters():
+            p.uniform_(-bound, bound)
+
+    def params(self) -> dict[str, torch.Tensor]:
+        return dict(self.named_parameters())
+
+    def linear(self, k: str, x_t: torch.Tensor, h_prev: torch.Tensor) -> torch.Tensor:
+        """x_t W_xk + h_{t-1} W_hk + b_k (no bias when the layer has none)."""
+        a = x_t @ getattr(self, f"W_x{k}") + h_prev @ getattr(self, f"W_h{k}")
+        return a + getattr(self, f"b_{k}") if self.bias else a
+
+
+class StackedRecurrent(nn.Module):
+    """``num_layers`` layers, each reading the hidden states of the one below."""
+
+    #: names of the state tensors, e.g. ("h",) or ("h", "c")
+    state_names: tuple[str, ...] = ("h",)
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int, bias: bool):
+        super().__init__()
+        self.input_size = check_size(input_size, "input_size")
+        self.hidden_size = check_size(hidden_size, "hidden_size")
+        self.num_layers = check_size(num_layers, "num_layers")
+        if not isinstance(bias, bool):
+            raise TypeError(f"bias must be True or False, got {bias!r}")
+        self.bias = bias
+        self.layers = nn.ModuleList(
+            [self.make_layer(self.input_size if k == 0 else self.hidden_size) for k in range(self.num_layers)]
+        )
+
+    def make_layer(self, input_size: int) -> RecurrentLayer:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def state_sizes(self) -> tuple[int, ...]:
+        """The last dimension of each state tensor."""
+        return (self.hidden_size,) * len(self.state_names)
+
+    def _initial_states(self, x: torch.Tensor, state) -> list[tuple[torch.Tensor, ...]]:
+        b = x.shape[0]
+        sizes = self.state_sizes()
+        if state is None:
+            tensors = [x.new_zeros(self.num_layers, b, n) for n in sizes]
+        else:
+            names = [f"{n}0" for n in self.state_names]
+            if len(sizes) == 1:
+                state = (state,)
+            if not isinstance(state, (tuple, list)) or len(state) != len(sizes):
+                raise TypeError(f"state must be a tuple ({', '.join(names)}) of tensors, or None")
+            tensors = [check_state_tensor(s, nm, (self.num_layers, b, n), x) for s, nm, n in zip(state, names, sizes)]
+        return [tuple(t[k] for t in tensors) for k in range(self.num_layers)]
+
+    def forward(self, x: torch.Tensor, state=None):
+        """Run the stack over ``x`` (b, t, input_size).
+
+        ``state`` is None (zeros) or the initial state(s), each (num_layers, b, h).
+        Returns ``(outputs, final_state)``: outputs (b, t, h) from the top layer, and the
+        final state(s) of every layer in the same form as ``state``.
+        """
+        first = next(self.parameters())
+        x = check_input(x, self.input_size, first)
+        states = self._initial_states(x, state)
+        finals = []
+        out = x
+        for layer, s in zip(self.layers, states):
+            out, final = layer(out, *s)
+            finals.append(final)
+        stacked = tuple(torch.stack([f[j] for f in finals]) for j in range(len(self.state_names)))
+        return out, (stacked[0] if len(stacked) == 1 else stacked)
+
+    # ------------------------------------------------------------------ conversions
+    def scratch_params(self, layer: int = 0) -> dict[str, np.ndarray]:
+        """The NumPy ``params`` dict of one layer, for ``lstm_lab.scratch``.
+
+        Missing biases (``bias=False``) are returned as zeros, which the NumPy models expect.
+        """
+        if not 0 <= layer < self.num_layers:
+            raise IndexError(f"layer must be in [0, {self.num_layers}), got {layer}")
+        lay = self.layers[layer]
+        out = {}
+        for name, shape in lay.shapes.items():
+            p = getattr(lay, name, None)
+            out[name] = p.detach().cpu().numpy().copy() if p is not None else np.zeros(shape)
+        return out
+
+    @torch.no_grad()
+    def load_params(self, params: dict, layer: int = 0) -> "StackedRecurrent":
+        """Copy book-named parameters (NumPy arrays or tensors) into one layer; returns self."""
+        lay = self.layers[layer]
+        for name, shape in lay.shapes.items():
+            if name not in params:
+                raise KeyError(f"params is missing {name!r}; expected keys {list(lay.shapes)}")
+            value = torch.as_tensor(np.asarray(params[name]) if not isinstance(params[name], torch.Tensor) else params[name])
+            if tuple(value.shape) != shape:
+                raise ValueError(f"params[{name!r}] must have shape {shape}, got {tuple(value.shape)}")
+            p = getattr(lay, name, None)
+            if p is None:
+                if torch.any(value != 0):
+                    raise ValueError(f"this model has bias=False but params[{name!r}] is not zero")
+                continue
+            p.copy_(value.to(p.dtype))
+        return self

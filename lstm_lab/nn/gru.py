@@ -1,0 +1,88 @@
+"""The GRU as a PyTorch module, in both forms; mirrors ``lstm_lab.scratch.gru``.
+
+Glossary: b batch, t time steps, d input features, h hidden units; gates r (reset),
+z (update), n the new state. Equations (chapter 4):
+
+    r_t = sigma(x_t W_xr + h_{t-1} W_hr + b_r)                          eq-gru-reset
+    z_t = sigma(x_t W_xz + h_{t-1} W_hz + b_z)                          eq-gru-update
+    n_t = tanh(x_t W_xn + b_n + r_t * (h_{t-1} W_hn + b_hn))   "torch"  eq-gru-candidate
+    n_t = tanh(x_t W_xn + (r_t * h_{t-1}) W_hn + b_n)          "cho"    eq-gru-candidate-cho
+    h_t = (1 - z_t) * n_t + z_t * h_{t-1}                               eq-gru-hidden
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from lstm_lab.nn.base import RecurrentLayer, StackedRecurrent
+from lstm_lab.nn.rnn import _zero_biases
+from lstm_lab.nn.torch_layout import check_convertible, params_from_torch, params_to_torch
+from lstm_lab.variants import check_gru_form, gru_param_shapes
+
+
+class GRULayer(RecurrentLayer):
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, form: str = "torch"):
+        self.form = check_gru_form(form)
+        super().__init__(gru_param_shapes(form, input_size, hidden_size), hidden_size, bias)
+
+    def forward(self, x: torch.Tensor, h0: torch.Tensor):
+        """x (b, t, d), h0 (b, h) -> hs (b, t, h), (h_T,)."""
+        h_prev = h0
+        hs = []
+        for step in range(x.shape[1]):
+            x_t = x[:, step]
+            r = torch.sigmoid(self.linear("r", x_t, h_prev))  # eq-gru-reset
+            z = torch.sigmoid(self.linear("z", x_t, h_prev))  # eq-gru-update
+            x_n = x_t @ self.W_xn + (self.b_n if self.bias else 0)
+            if self.form == "torch":
+                h_n = h_prev @ self.W_hn + (self.b_hn if self.bias else 0)
+                n = torch.tanh(x_n + r * h_n)  # eq-gru-candidate
+            else:
+                n = torch.tanh(x_n + (r * h_prev) @ self.W_hn)  # eq-gru-candidate-cho
+            h_prev = (1 - z) * n + z * h_prev  # eq-gru-hidden
+            hs.append(h_prev)
+        return torch.stack(hs, dim=1), (h_prev,)
+
+
+class GRU(StackedRecurrent):
+    """A stack of GRU layers, batch-first.
+
+    ``form="torch"`` (default) computes exactly what ``torch.nn.GRU`` computes; ``form="cho"``
+    is the original GRU of Cho et al. (2014), which resets the state before multiplying by
+    W_hn. ``forward(x, h0=None)`` returns ``(outputs (b, t, h), h_n (num_layers, b, h))``.
+    """
+
+    state_names = ("h",)
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True, form: str = "torch"):
+        self.form = check_gru_form(form)
+        super().__init__(input_size, hidden_size, num_layers, bias)
+
+    def make_layer(self, input_size: int) -> GRULayer:
+        return GRULayer(input_size, self.hidden_size, self.bias, self.form)
+
+    def extra_repr(self) -> str:
+        return f"form={self.form!r}"
+
+    @classmethod
+    def from_torch(cls, module: nn.GRU) -> "GRU":
+        """A copy of a ``torch.nn.GRU`` (unidirectional) in PyTorch's form, same dtype and device."""
+        check_convertible(module, "GRU")
+        w = module.weight_ih_l0
+        model = cls(module.input_size, module.hidden_size, module.num_layers, module.bias, form="torch")
+        model = model.to(w.device, w.dtype)
+        for k in range(module.num_layers):
+            model.load_params(params_from_torch(module, k), layer=k)
+        return model
+
+    def to_torch(self) -> nn.GRU:
+        """An equivalent ``torch.nn.GRU(batch_first=True)``; only for ``form="torch"``."""
+        if self.form != "torch":
+            raise ValueError("only form='torch' has a torch.nn.GRU equivalent")
+        w = self.layers[0].W_xn
+        module = nn.GRU(self.input_size, self.hidden_size, self.num_layers, bias=self.bias, batch_first=True)
+        module = module.to(w.device, w.dtype)
+        for k, layer in enumerate(self.layers):
+            params_to_torch({n: p.detach() for n, p in layer.params().items()} | _zero_biases(layer), module, k)
+        return module

@@ -1,0 +1,186 @@
+"""The LSTM and its variants as a PyTorch module; mirrors ``lstm_lab.scratch.lstm``.
+
+Glossary: b batch, t time steps, d input features, h hidden units; gates i, f, o, candidate
+g, cell state c, hidden state h (PyTorch's letters). ``lstm_lab.variants`` lists the
+variants and their parameters. Equations (chapter 3; variants in chapter 4):
+
+    i_t = sigma(x_t W_xi + h_{t-1} W_hi + b_i [+ c_{t-1} * p_i])     eq-lstm-input
+    f_t = sigma(x_t W_xf + h_{t-1} W_hf + b_f [+ c_{t-1} * p_f])     eq-lstm-forget
+    g_t = tanh(x_t W_xg + h_{t-1} W_hg + b_g)                        eq-lstm-candidate
+    c_t = f_t * c_{t-1} + i_t * g_t                                  eq-lstm-cell
+    o_t = sigma(x_t W_xo + h_{t-1} W_ho + b_o [+ c_t * p_o])         eq-lstm-output
+    h_t = o_t * tanh(c_t)                                            eq-lstm-hidden
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from lstm_lab.nn.base import RecurrentLayer, StackedRecurrent
+from lstm_lab.nn.fused_lstm import FUSED_ORDER, fused_lstm
+from lstm_lab.nn.rnn import _zero_biases
+from lstm_lab.nn.torch_layout import check_convertible, params_from_torch, params_to_torch
+from lstm_lab.scratch.lstm import check_forget_bias
+from lstm_lab.variants import LSTMSpec, lstm_param_shapes, lstm_spec
+
+IMPLS = ("auto", "cell", "fused")
+
+
+class LSTMLayer(RecurrentLayer):
+    def __init__(self, input_size: int, hidden_size: int, bias: bool, spec: LSTMSpec, forget_bias: float, impl: str):
+        self.spec = spec
+        self.forget_bias = forget_bias
+        self.impl = impl
+        super().__init__(lstm_param_shapes(spec, input_size, hidden_size), hidden_size, bias)
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        super().reset_parameters()
+        if self.bias and self.forget_bias:
+            if self.spec.coupled:  # f = 1 - i = sigma(-i_pre)
+                self.b_i -= self.forget_bias
+            else:
+                self.b_f += self.forget_bias
+
+    def forward(self, x, h0, c0, gates0=None):
+        """x (b, t, d), h0 and c0 (b, h), FGR's gates0 (b, 3h) -> hs (b, t, h), final states."""
+        use_fused = self.impl == "fused" or (self.impl == "auto" and not self.spec.peepholes)
+        if use_fused:
+            return self.forward_fused(x, h0, c0)
+        return self.forward_cell(x, h0, c0, gates0)
+
+    def forward_cell(self, x, h0, c0, gates0=None):
+        """The readable cell: one line per equation, autograd for the backward pass."""
+        spec = self.spec
+        peep = spec.peepholes
+        h_prev, c_prev = h0, c0
+        prev = dict(zip("ifo", gates0.chunk(3, dim=1))) if spec.full_gate_recurrence else {}
+        ones = torch.ones_like(h0)
+        hs = []
+        for step in range(x.shape[1]):
+            x_t = x[:, step]
+
+            def pre(k):  # x_t W_xk + h_{t-1} W_hk + b_k, plus the FGR terms when present
+                a = self.linear(k, x_t, h_prev)
+                for src, dst in spec.recurrent_gate_pairs:
+                    if dst == k:
+                        a = a + prev[src] @ getattr(self, f"R_{src}{k}")
+                return a
+
+            i = torch.sigmoid(pre("i") + (c_prev * self.p_i if peep else 0)) if spec.input_gate else ones  # eq-lstm-input
+            if spec.coupled:
+                f = 1 - i  # eq-cifg
+            elif spec.forget_gate:
+                f = torch.sigmoid(pre("f") + (c_prev * self.p_f if peep else 0))  # eq-lstm-forget
+            else:
+                f = ones
+            g = torch.tanh(pre("g")) if spec.input_activation else pre("g")  # eq-lstm-candidate
+            c = f * c_prev + i * g  # eq-lstm-cell
+            o = torch.sigmoid(pre("o") + (c * self.p_o if peep else 0)) if spec.output_gate else ones  # eq-lstm-output
+            h_prev = o * (torch.tanh(c) if spec.output_activation else c)  # eq-lstm-hidden
+            hs.append(h_prev)
+            c_prev = c
+            if spec.full_gate_recurrence:
+                prev = {"i": i, "f": f, "o": o}
+        finals = (h_prev, c_prev)
+        if spec.full_gate_recurrence:
+            finals += (torch.cat([prev["i"], prev["f"], prev["o"]], dim=1),)
+        return torch.stack(hs, dim=1), finals
+
+    def stacked_weights(self):
+        """``W_x`` (d, 4h), ``W_h`` (h, 4h), ``b`` (4h,) in the fused order [i, f, g, o]."""
+        W_x = torch.cat([getattr(self, f"W_x{k}") for k in FUSED_ORDER], dim=1)
+        W_h = torch.cat([getattr(self, f"W_h{k}") for k in FUSED_ORDER], dim=1)
+        if self.bias:
+            b = torch.cat([getattr(self, f"b_{k}") for k in FUSED_ORDER])
+        else:
+            b = W_x.new_zeros(W_x.shape[1])
+        return W_x, W_h, b
+
+    def forward_fused(self, x, h0, c0):
+        """The fast path (vanilla LSTM only): ``lstm_lab.nn.fused_lstm``."""
+        hs, h_n, c_n = fused_lstm(x, h0, c0, *self.stacked_weights())
+        return hs, (h_n, c_n)
+
+
+class LSTM(StackedRecurrent):
+    """A stack of LSTM layers, batch-first, with a choice of variant.
+
+    Parameters
+    ----------
+    input_size, hidden_size, num_layers, bias
+        As in ``torch.nn.LSTM``.
+    variant
+        One of ``lstm_lab.variants.LSTM_VARIANTS``: "vanilla" (PyTorch's LSTM), "peephole"
+        and Greff et al.'s NIG, NFG, NOG, NIAF, NOAF, NP, CIFG, FGR.
+    forget_bias
+        Added to the forget gate's bias at initialisation (Jozefowicz et al. 2015 use 1).
+    impl
+        "cell" runs the readable cell (one line per equation, autograd backward); "fused"
+        the fast path with a hand-written backward (vanilla and NP only); "auto" (default)
+        the fused path where it applies.
+
+    ``forward(x, state=None)`` takes x (b, t, input_size) and ``state = (h0, c0)``, each
+    (num_layers, b, h), or None for zeros; FGR adds a third tensor, the previous gates
+    (num_layers, b, 3h). It returns ``(outputs (b, t, h), (h_n, c_n))`` like ``torch.nn.LSTM``.
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        variant: str = "vanilla",
+        forget_bias: float = 0.0,
+        impl: str = "auto",
+    ):
+        self.spec = lstm_spec(variant)
+        check_forget_bias(self.spec, forget_bias)
+        if forget_bias and not bias:
+            raise ValueError("forget_bias needs bias=True")
+        if impl not in IMPLS:
+            raise ValueError(f"impl must be one of {', '.join(map(repr, IMPLS))}, got {impl!r}")
+        if impl == "fused" and self.spec.name not in ("vanilla", "NP"):
+            raise ValueError(f"impl='fused' supports the vanilla LSTM only, not {self.spec.name!r}; use impl='cell'")
+        self.forget_bias = float(forget_bias)
+        self.impl = impl
+        self.state_names = ("h", "c", "gates") if self.spec.full_gate_recurrence else ("h", "c")
+        super().__init__(input_size, hidden_size, num_layers, bias)
+
+    @property
+    def variant(self) -> str:
+        return self.spec.name
+
+    def make_layer(self, input_size: int) -> LSTMLayer:
+        return LSTMLayer(input_size, self.hidden_size, self.bias, self.spec, self.forget_bias, self.impl)
+
+    def state_sizes(self) -> tuple[int, ...]:
+        h = self.hidden_size
+        return (h, h, 3 * h) if self.spec.full_gate_recurrence else (h, h)
+
+    def extra_repr(self) -> str:
+        return f"variant={self.variant!r}, forget_bias={self.forget_bias}, impl={self.impl!r}"
+
+    @classmethod
+    def from_torch(cls, module: nn.LSTM, impl: str = "auto") -> "LSTM":
+        """A copy of a ``torch.nn.LSTM`` (unidirectional, no projection), same dtype and device."""
+        check_convertible(module, "LSTM")
+        w = module.weight_ih_l0
+        model = cls(module.input_size, module.hidden_size, module.num_layers, module.bias, impl=impl)
+        model = model.to(w.device, w.dtype)
+        for k in range(module.num_layers):
+            model.load_params(params_from_torch(module, k), layer=k)
+        return model
+
+    def to_torch(self) -> nn.LSTM:
+        """An equivalent ``torch.nn.LSTM(batch_first=True)``; vanilla (or NP) only."""
+        if self.variant not in ("vanilla", "NP"):
+            raise ValueError(f"torch.nn.LSTM has no {self.variant!r} variant")
+        w = self.layers[0].W_xi
+        module = nn.LSTM(self.input_size, self.hidden_size, self.num_layers, bias=self.bias, batch_first=True)
+        module = module.to(w.device, w.dtype)
+        for k, layer in enumerate(self.layers):
+            params_to_torch({n: p.detach() for n, p in layer.params().items()} | _zero_biases(layer), module, k)
+        return module
