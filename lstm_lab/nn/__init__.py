@@ -8,6 +8,7 @@ to hand its weights to the NumPy code.
 from lstm_lab.nn.fused_lstm import FusedLSTMFunction, fused_lstm
 from lstm_lab.nn.gru import GRU
 from lstm_lab.nn.lstm import LSTM
+from lstm_lab.nn.models import SequenceModel
 from lstm_lab.nn.rnn import RNN
 
-__all__ = ["RNN", "LSTM", "GRU", "FusedLSTMFunction", "fused_lstm"]
+__all__ = ["RNN", "LSTM", "GRU", "SequenceModel", "FusedLSTMFunction", "fused_lstm"]

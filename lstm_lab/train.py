@@ -1,0 +1,140 @@
+"""One small training loop shared by every notebook.
+
+It picks the device with :func:`lstm_lab.get_device`, seeds everything, draws each batch from
+a seeded NumPy generator, clips the gradient norm if asked, and returns the history of the
+loss and of the gradient norm (before clipping), one entry per step.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from lstm_lab.runtime import get_device, seed_everything
+from lstm_lab.tasks import as_tensors
+
+Batch = Sequence["np.ndarray | torch.Tensor"]
+
+
+@dataclass
+class History:
+    """What :func:`train` returns: one entry per step taken."""
+
+    losses: list[float] = field(default_factory=list)
+    grad_norms: list[float] = field(default_factory=list)  # before clipping
+    stopped_early: bool = False
+
+    @property
+    def steps(self) -> int:
+        return len(self.losses)
+
+    def smoothed(self, window: int = 50) -> np.ndarray:
+        """Running mean of the loss over the last ``window`` steps (shorter at the start)."""
+        losses = np.asarray(self.losses, dtype=float)
+        csum = np.concatenate([[0.0], np.cumsum(losses)])
+        idx = np.arange(1, len(losses) + 1)
+        lo = np.maximum(0, idx - window)
+        return (csum[idx] - csum[lo]) / (idx - lo)
+
+
+def train(
+    model: torch.nn.Module,
+    make_batch: Callable[[np.random.Generator], Batch],
+    loss_fn: Callable[..., torch.Tensor],
+    *,
+    steps: int,
+    lr: float = 1e-3,
+    optimizer: str = "adam",
+    clip_norm: float | None = None,
+    device: str | torch.device = "auto",
+    seed: int = 0,
+    stop_when: Callable[[int, History], bool] | None = None,
+    progress: bool = False,
+) -> History:
+    """Train ``model`` for ``steps`` steps and return the :class:`History`.
+
+    Parameters
+    ----------
+    model
+        Moved to ``device`` in place.
+    make_batch
+        Called with a seeded ``numpy.random.Generator`` each step; returns a tuple of arrays or
+        tensors, for example ``(x, y)`` from :mod:`lstm_lab.tasks`.
+    loss_fn
+        ``loss_fn(model, *batch)`` returns a scalar loss tensor.
+    steps, lr, optimizer
+        Number of steps, learning rate, and "adam" or "sgd".
+    clip_norm
+        If given, rescale the gradient so that its total norm is at most ``clip_norm``.
+    device
+        Passed to :func:`lstm_lab.get_device`.
+    seed
+        Seeds Python, NumPy and torch, and the batch generator.
+    stop_when
+        Optional ``stop_when(step, history) -> bool``, checked after every step.
+    progress
+        Show a tqdm progress bar (if tqdm is installed) on stderr. It shows no timings and
+        redraws only every 10% of the steps, so a notebook's stored output does not depend
+        on the machine's speed.
+    """
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps must be a positive int, got {steps!r}")
+    if not (isinstance(lr, (int, float)) and lr > 0):
+        raise ValueError(f"lr must be a positive number, got {lr!r}")
+    if clip_norm is not None and not clip_norm > 0:
+        raise ValueError(f"clip_norm must be positive or None, got {clip_norm!r}")
+    opt_cls = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD}.get(optimizer)
+    if opt_cls is None:
+        raise ValueError(f"optimizer must be 'adam' or 'sgd', got {optimizer!r}")
+
+    rng = seed_everything(seed)
+    dev = get_device(device)
+    model.to(dev)
+    dtype = next(model.parameters()).dtype
+    opt = opt_cls(model.parameters(), lr=lr)
+    history = History()
+    bar = _progress_bar(steps) if progress else None
+    model.train()
+    for step in range(steps):
+        batch = as_tensors(*make_batch(rng), device=dev, dtype=dtype)
+        batch = batch if isinstance(batch, tuple) else (batch,)
+        loss = loss_fn(model, *batch)
+        if loss.dim() != 0:
+            raise ValueError(f"loss_fn must return a scalar tensor, got shape {tuple(loss.shape)}")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        norm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip_norm if clip_norm else math.inf)
+        opt.step()
+        history.losses.append(loss.item())
+        history.grad_norms.append(float(norm))
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix_str(f"loss {history.losses[-1]:.4f}", refresh=False)
+        if stop_when is not None and stop_when(step, history):
+            history.stopped_early = step + 1 < steps
+            break
+    if bar is not None:
+        bar.close()
+    model.eval()
+    return history
+
+
+def _progress_bar(total: int):
+    try:
+        from tqdm import tqdm
+    except ImportError:  # tqdm is optional
+        return None
+    return tqdm(
+        total=total,
+        file=sys.stderr,
+        bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} {postfix}",  # no elapsed time, no rate
+        miniters=max(1, total // 10),
+        mininterval=0,
+        dynamic_ncols=False,
+        ncols=80,
+    )
