@@ -6,11 +6,12 @@ Neural Networks on GPUs":
 - forward: the input projection ``x_t W_x + b`` of *all* time steps is one matrix multiply;
   each step then needs one matrix multiply ``h_{t-1} W_h`` for the four gates together and
   a few in-place elementwise operations;
-- backward (hand-written, not autograd): every factor that does not depend on the
-  backward recurrence (sigmoid and tanh slopes, products with the saved activations) is
-  computed for all steps at once before the loop, so each step costs one matrix multiply
-  and four elementwise operations; the weight gradients are then one matrix multiply each
-  over the whole sequence.
+- backward (hand-written, not autograd): each step costs one matrix multiply, for the
+  gradient reaching h_{t-1}, and a dozen small elementwise operations on data that is still
+  in the cache; the weight gradients dW_x and dW_h are then one matrix multiply over the
+  whole sequence, and so are dx and the bias gradient. (Computing the elementwise factors
+  for all steps at once before the loop was slower on a 2-core CPU: those passes over
+  (t, b, h) arrays are bound by memory bandwidth.)
 
 Inside this module the four blocks are stacked in the order ``[g, i, f, o]`` (columns of
 ``W_x`` (d, 4h), ``W_h`` (h, 4h) and ``b`` (4h,)): one tanh and one sigmoid then cover all
@@ -42,64 +43,64 @@ class FusedLSTMFunction(torch.autograd.Function):
     def forward(ctx, x, h0, c0, W_x, W_h, b):
         bsz, t, d = x.shape
         h = h0.shape[1]
-        x_tm = x.transpose(0, 1).reshape(t * bsz, d)  # (t*b, d), time-major
-        gates = torch.addmm(b, x_tm, W_x).view(t, bsz, 4 * h)  # input projection, all steps
-        hs = x.new_empty(t + 1, bsz, h)  # hs[0] = h0, hs[s + 1] = h after step s
-        cs = x.new_empty(t + 1, bsz, h)
+        # xh[s] = [x_s | h_{s-1}]: the inputs of step s side by side, so that the backward
+        # pass gets dW_x and dW_h from one matrix multiply. Step s writes h_s into xh[s + 1].
+        xh = x.new_empty(t + 1, bsz, d + h)
+        xh[:t, :, :d] = x.transpose(0, 1)
+        xh[0, :, d:] = h0
+        gates = torch.addmm(b, xh[:t, :, :d].reshape(t * bsz, d), W_x).view(t, bsz, 4 * h)  # all steps
+        W_hT = W_h.t().contiguous()  # (4h, h): the fastest layout for both directions
+        cs = x.new_empty(t + 1, bsz, h)  # cs[0] = c0, cs[s + 1] = c after step s
         tanh_cs = x.new_empty(t, bsz, h)
-        hs[0], cs[0] = h0, c0
+        cs[0] = c0
         for s in range(t):
             a = gates[s]  # (b, 4h): becomes [g, i, f, o] in place
-            a.addmm_(hs[s], W_h)  # + h_{t-1} W_h
+            a.addmm_(xh[s, :, d:], W_hT.t())  # + h_{t-1} W_h
             a[:, :h].tanh_()  # g                eq-lstm-candidate
             a[:, h:].sigmoid_()  # i, f, o       eq-lstm-input, eq-lstm-forget, eq-lstm-output
             g, i, f, o = a.split(h, dim=1)
             torch.mul(f, cs[s], out=cs[s + 1]).addcmul_(i, g)  # eq-lstm-cell
             torch.tanh(cs[s + 1], out=tanh_cs[s])
-            torch.mul(o, tanh_cs[s], out=hs[s + 1])  # eq-lstm-hidden
-        ctx.save_for_backward(x_tm, W_x, W_h, gates, hs, cs, tanh_cs)
+            torch.mul(o, tanh_cs[s], out=xh[s + 1, :, d:])  # eq-lstm-hidden
+        ctx.save_for_backward(xh, W_x, W_hT, gates, cs, tanh_cs)
         ctx.shape = (bsz, t, d, h)
-        return hs[1:].transpose(0, 1).contiguous(), hs[t].clone(), cs[t].clone()
+        hs = xh[1:, :, d:]  # (t, b, h)
+        return hs.transpose(0, 1).contiguous(), hs[t - 1].clone(), cs[t].clone()
 
     @staticmethod
     @once_differentiable
     def backward(ctx, dhs, dh_last, dc_last):
-        x_tm, W_x, W_h, gates, hs, cs, tanh_cs = ctx.saved_tensors
+        xh, W_x, W_hT, gates, cs, tanh_cs = ctx.saved_tensors
         bsz, t, d, h = ctx.shape
-        g, i, f, o = gates.split(h, dim=2)  # each (t, b, h)
-        # Everything that does not depend on the backward recurrence, for all steps at once.
-        # dL/d(pre-activation) is dc * coef for g, i, f and dh * coef for o:
-        coef = torch.empty_like(gates)
-        cg, ci, cf, co = coef.split(h, dim=2)
-        torch.mul(i, 1 - g * g, out=cg)  # dc -> dg_pre
-        torch.mul(g, i * (1 - i), out=ci)  # dc -> di_pre
-        torch.mul(cs[:-1], f * (1 - f), out=cf)  # dc -> df_pre
-        torch.mul(tanh_cs, o * (1 - o), out=co)  # dh -> do_pre
-        dh_to_dc = o * (1 - tanh_cs * tanh_cs)  # (t, b, h): dh -> dc through h = o tanh(c)
-        coef_gif = coef[:, :, : 3 * h].view(t, bsz, 3, h)
-
-        dgates = torch.empty_like(gates)  # (t, b, 4h): dL/d(pre-activations)
-        dgates_gif = dgates[:, :, : 3 * h].view(t, bsz, 3, h)
-        dgates_o = dgates[:, :, 3 * h :]
+        dgates = torch.empty_like(gates)  # (t, b, 4h): dL/d(pre-activations), [g, i, f, o]
         dhs_tm = dhs.transpose(0, 1).contiguous()  # (t, b, h)
         dhs_tm[t - 1] += dh_last
-        W_hT = W_h.t().contiguous()  # (4h, h)
         dh = dhs_tm[t - 1]
         dc = dc_last.clone()
+        coef = gates.new_empty(bsz, 3, h)  # dL/d[g, i, f]_pre = dc * coef
         for s in reversed(range(t)):
+            a = gates[s]
+            g, i, f, o = a.split(h, dim=1)
+            tc, dG = tanh_cs[s], dgates[s]
             if s < t - 1:
                 dh = dhs_tm[s].addmm_(dgates[s + 1], W_hT)  # direct + through step s+1
-            dc.addcmul_(dh, dh_to_dc[s])
-            torch.mul(coef_gif[s], dc.unsqueeze(1), out=dgates_gif[s])
-            torch.mul(dh, co[s], out=dgates_o[s])
-            dc.mul_(f[s])  # dL/dc_{t-1} = dc * f
+            slope = torch.addcmul(a[:, h:], a[:, h:], a[:, h:], value=-1)  # sigma' = s - s^2 for i, f, o
+            # through h_t = o_t tanh(c_t):
+            torch.mul(dh, tc * slope[:, 2 * h :], out=dG[:, 3 * h :])  # do_pre
+            dc.addcmul_(dh, torch.addcmul(o, o * tc, tc, value=-1))  # dc += dh o (1 - tanh^2 c)
+            # through c_t = f_t c_{t-1} + i_t g_t:
+            torch.addcmul(i, i * g, g, value=-1, out=coef[:, 0])  # dg_pre / dc = i (1 - g^2)
+            torch.mul(g, slope[:, :h], out=coef[:, 1])  # di_pre / dc = g sigma'(i)
+            torch.mul(cs[s], slope[:, h : 2 * h], out=coef[:, 2])  # df_pre / dc = c_{t-1} sigma'(f)
+            torch.mul(coef, dc.unsqueeze(1), out=dG[:, : 3 * h].view(bsz, 3, h))
+            dc.mul_(f)  # dL/dc_{t-1} = dc * f
         flat = dgates.view(t * bsz, 4 * h)
-        dW_x = x_tm.t() @ flat  # one GEMM over the whole sequence
-        dW_h = hs[:-1].reshape(t * bsz, h).t() @ flat
+        dW_xh = xh[:t].reshape(t * bsz, d + h).t() @ flat  # (d + h, 4h): dW_x and dW_h in one GEMM
         db = flat.sum(0)
-        dx = (flat @ W_x.t()).view(t, bsz, d).transpose(0, 1)
-        dh0 = dgates[0] @ W_hT
-        return dx, dh0, dc, dW_x, dW_h, db
+        need_x, need_h0, need_c0 = ctx.needs_input_grad[:3]
+        dx = (flat @ W_x.t()).view(t, bsz, d).transpose(0, 1) if need_x else None
+        dh0 = dgates[0] @ W_hT if need_h0 else None
+        return dx, dh0, (dc if need_c0 else None), dW_xh[:d], dW_xh[d:], db
 
 
 def fused_lstm(x, h0, c0, W_x, W_h, b):
