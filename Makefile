@@ -1,6 +1,6 @@
 # Course tasks. The two a newcomer needs:
 #   make book   set up .venv and build the HTML book into _build/html/index.html
-#   make test   set up .venv and run the whole test suite (unit tests, nbval, strict book build)
+#   make test   set up .venv and run the whole test suite (lint, unit tests, nbval, strict book build)
 # Others: make env | execute | sync | check | bench | clean | clean-env
 
 PYTHON ?= python3
@@ -14,7 +14,7 @@ TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 STAMP := $(VENV)/.lstm_lab-env
 BOOK_FLAGS ?= -W -n --keep-going
 
-.PHONY: help env book test execute sync check bench clean clean-env
+.PHONY: help env book test lint execute sync check bench clean clean-env
 
 help:
 	@sed -n '1,6p' Makefile
@@ -37,8 +37,11 @@ book: env
 	$(BIN)/jupyter-book build . $(BOOK_FLAGS)
 	@echo "book: $(CURDIR)/_build/html/index.html"
 
-test: env
+test: env lint
 	$(BIN)/python -m pytest
+
+lint: env
+	$(BIN)/ruff check lstm_lab tests tools benchmarks
 
 execute: env
 	$(BIN)/python -m tools.course execute

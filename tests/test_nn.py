@@ -43,7 +43,7 @@ GRID = list(itertools.product(["RNN", "LSTM-cell", "LSTM-fused", "GRU"], [1, 2],
 
 @pytest.mark.parametrize(
     "which, layers, bias, with_state, t", GRID,
-    ids=[f"{w}-L{l}-{'bias' if b else 'nobias'}-{'state' if s else 'zeros'}-t{t}" for w, l, b, s, t in GRID],
+    ids=[f"{w}-L{n}-{'bias' if b else 'nobias'}-{'state' if s else 'zeros'}-t{t}" for w, n, b, s, t in GRID],
 )
 def test_parity_with_torch_nn(which, layers, bias, with_state, t):
     kind, _, impl = which.partition("-")

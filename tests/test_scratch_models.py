@@ -5,11 +5,10 @@ import numpy as np
 import pytest
 import torch
 from numpy.testing import assert_allclose
+from recurrent_cases import CASES, backward, case_id, forward, random_case, state_names, torch_model, torch_state
 
 from lstm_lab import scratch
-from lstm_lab.variants import LSTM_VARIANTS, lstm_param_shapes
-
-from recurrent_cases import CASES, backward, case_id, forward, random_case, state_names, torch_model, torch_state
+from lstm_lab.variants import lstm_param_shapes
 
 
 def _loss(family, option, x, params, states, dhs, dc_last=None):
@@ -100,7 +99,8 @@ def test_missing_initial_state_equals_zeros(case):
     family, option = case
     x, params, states, _ = random_case(family, option)
     zeros = {n: np.zeros_like(v) for n, v in states.items()}
-    assert_allclose(forward(family, option, x, params)[0], forward(family, option, x, params, **zeros)[0], rtol=0, atol=0)
+    implicit = forward(family, option, x, params)[0]
+    assert_allclose(implicit, forward(family, option, x, params, **zeros)[0], rtol=0, atol=0)
 
 
 def test_float32_accepted_and_kept():
@@ -207,15 +207,19 @@ def _bad_calls():
         ("rank", lambda: scratch.lstm_forward(x[0], params), ValueError, r"shape \(b, t, d\)"),
         ("features", lambda: scratch.lstm_forward(x[..., :2], params), ValueError, "expect d = 3"),
         ("integer", lambda: scratch.rnn_forward(x.astype(int), rp), TypeError, "floating-point"),
-        ("state", lambda: scratch.lstm_forward(x, params, h0=np.zeros((2, 4))), ValueError, r"h0 must have shape \(b, h\)"),
+        ("state", lambda: scratch.lstm_forward(x, params, h0=np.zeros((2, 4))), ValueError,
+         r"h0 must have shape \(b, h\)"),
         ("cstate", lambda: scratch.lstm_forward(x, params, c0=np.zeros((3, 5))), ValueError, "c0 must have shape"),
-        ("variant", lambda: scratch.lstm_forward(x, params, variant="LSTMx"), ValueError, "valid variants: vanilla, peephole, NIG"),
+        ("variant", lambda: scratch.lstm_forward(x, params, variant="LSTMx"), ValueError,
+         "valid variants: vanilla, peephole, NIG"),
         ("missing", lambda: scratch.lstm_forward(x, missing), KeyError, r"missing \['W_hf'\]"),
         ("extra", lambda: scratch.lstm_forward(x, {**params, "p_i": np.zeros(5)}), KeyError, "unexpected keys"),
         ("shape", lambda: scratch.lstm_forward(x, {**params, "b_i": np.zeros(4)}), ValueError, r"params\['b_i'\]"),
-        ("gates0", lambda: scratch.lstm_forward(x, params, gates0=np.zeros((2, 15))), ValueError, "only used by the FGR"),
+        ("gates0", lambda: scratch.lstm_forward(x, params, gates0=np.zeros((2, 15))), ValueError,
+         "only used by the FGR"),
         ("form", lambda: scratch.gru_forward(x, gp, form="keras"), ValueError, "valid forms"),
-        ("dhs", lambda: scratch.rnn_backward(dhs[:, :2], scratch.rnn_forward(x, rp)[1]), ValueError, "dhs must have the shape"),
+        ("dhs", lambda: scratch.rnn_backward(dhs[:, :2], scratch.rnn_forward(x, rp)[1]), ValueError,
+         "dhs must have the shape"),
         ("params type", lambda: scratch.rnn_forward(x, [1, 2]), TypeError, "params must be a dict"),
         ("empty", lambda: scratch.rnn_forward(x[:, :0], rp), ValueError, "at least one time step"),
     ]

@@ -98,11 +98,12 @@ def test_rnn_gradient_scales_by_the_recurrent_matrix_per_step(scale):
 def test_lstm_cell_gradient_decays_with_the_forget_gate_and_not_without():
     d, h = 2, 4
     x = np.zeros((2, 10, d))
-    zeros = {k: np.zeros_like(v) for k, v in scratch.init_lstm_params(d, h, rng=np.random.default_rng(0)).items()}
+    rng = np.random.default_rng(0)
+    zeros = {k: np.zeros_like(v) for k, v in scratch.init_lstm_params(d, h, rng=rng).items()}
     # all weights 0: f = i = o = 1/2, g = c = h = 0; dL/dc_T = u/2, then times f = 1/2 per step
     norms = state_gradient_norms(zeros, x)
     assert_allclose(norms["c"], 0.5 * 0.5 ** norms["lag"], rtol=1e-12)
-    nfg = {k: np.zeros_like(v) for k, v in scratch.init_lstm_params(d, h, variant="NFG", rng=np.random.default_rng(0)).items()}
+    nfg = {k: np.zeros_like(v) for k, v in scratch.init_lstm_params(d, h, variant="NFG", rng=rng).items()}
     norms = state_gradient_norms(nfg, x, variant="NFG")
     assert_allclose(norms["c"], 0.5, rtol=1e-12)  # the constant error carousel
 

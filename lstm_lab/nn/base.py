@@ -11,6 +11,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from lstm_lab.nn.torch_layout import check_convertible, params_from_torch, params_to_torch
+
 
 def check_size(value, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
@@ -74,6 +76,12 @@ class RecurrentLayer(nn.Module):
     def params(self) -> dict[str, torch.Tensor]:
         return dict(self.named_parameters())
 
+    def full_params(self) -> dict[str, torch.Tensor]:
+        """Every parameter by its book name, detached; absent biases (bias=False) as zeros."""
+        w = next(self.parameters())
+        return {n: (getattr(self, n).detach() if hasattr(self, n) else w.new_zeros(shape))
+                for n, shape in self.shapes.items()}
+
     def linear(self, k: str, x_t: torch.Tensor, h_prev: torch.Tensor) -> torch.Tensor:
         """x_t W_xk + h_{t-1} W_hk + b_k (no bias when the layer has none)."""
         a = x_t @ getattr(self, f"W_x{k}") + h_prev @ getattr(self, f"W_h{k}")
@@ -85,6 +93,8 @@ class StackedRecurrent(nn.Module):
 
     #: names of the state tensors, e.g. ("h",) or ("h", "c")
     state_names: tuple[str, ...] = ("h",)
+    #: the matching torch.nn class name: "RNN", "LSTM" or "GRU"
+    torch_kind: str = ""
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int, bias: bool):
         super().__init__()
@@ -145,12 +155,35 @@ class StackedRecurrent(nn.Module):
         """
         if not 0 <= layer < self.num_layers:
             raise IndexError(f"layer must be in [0, {self.num_layers}), got {layer}")
-        lay = self.layers[layer]
-        out = {}
-        for name, shape in lay.shapes.items():
-            p = getattr(lay, name, None)
-            out[name] = p.detach().cpu().numpy().copy() if p is not None else np.zeros(shape)
-        return out
+        return {name: p.cpu().numpy().copy() for name, p in self.layers[layer].full_params().items()}
+
+    def check_torch_equivalent(self) -> None:
+        """Raise if ``torch.nn`` has no module that computes what this model computes."""
+
+    @classmethod
+    def from_torch(cls, module: nn.Module, **kwargs):
+        """A copy of a ``torch.nn.<torch_kind>`` (unidirectional), same dtype and device.
+
+        ``kwargs`` go to the constructor (e.g. ``impl=`` for the LSTM).
+        """
+        check_convertible(module, cls.torch_kind)
+        w = module.weight_ih_l0
+        model = cls(module.input_size, module.hidden_size, module.num_layers, module.bias, **kwargs)
+        model = model.to(w.device, w.dtype)
+        for k in range(module.num_layers):
+            model.load_params(params_from_torch(module, k), layer=k)
+        return model
+
+    def to_torch(self) -> nn.Module:
+        """An equivalent ``torch.nn.<torch_kind>(batch_first=True)``, same dtype and device."""
+        self.check_torch_equivalent()
+        w = next(self.parameters())
+        module = getattr(nn, self.torch_kind)(
+            self.input_size, self.hidden_size, self.num_layers, bias=self.bias, batch_first=True
+        ).to(w.device, w.dtype)
+        for k, layer in enumerate(self.layers):
+            params_to_torch(layer.full_params(), module, k)
+        return module
 
     @torch.no_grad()
     def load_params(self, params: dict, layer: int = 0) -> "StackedRecurrent":
@@ -159,7 +192,8 @@ class StackedRecurrent(nn.Module):
         for name, shape in lay.shapes.items():
             if name not in params:
                 raise KeyError(f"params is missing {name!r}; expected keys {list(lay.shapes)}")
-            value = torch.as_tensor(np.asarray(params[name]) if not isinstance(params[name], torch.Tensor) else params[name])
+            value = params[name]
+            value = value if isinstance(value, torch.Tensor) else torch.as_tensor(np.asarray(value))
             if tuple(value.shape) != shape:
                 raise ValueError(f"params[{name!r}] must have shape {shape}, got {tuple(value.shape)}")
             p = getattr(lay, name, None)

@@ -13,11 +13,8 @@ z (update), n the new state. Equations (chapter 4):
 from __future__ import annotations
 
 import torch
-from torch import nn
 
 from lstm_lab.nn.base import RecurrentLayer, StackedRecurrent
-from lstm_lab.nn.rnn import _zero_biases
-from lstm_lab.nn.torch_layout import check_convertible, params_from_torch, params_to_torch
 from lstm_lab.variants import check_gru_form, gru_param_shapes
 
 
@@ -54,6 +51,7 @@ class GRU(StackedRecurrent):
     """
 
     state_names = ("h",)
+    torch_kind = "GRU"
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True, form: str = "torch"):
         self.form = check_gru_form(form)
@@ -65,24 +63,6 @@ class GRU(StackedRecurrent):
     def extra_repr(self) -> str:
         return f"form={self.form!r}"
 
-    @classmethod
-    def from_torch(cls, module: nn.GRU) -> "GRU":
-        """A copy of a ``torch.nn.GRU`` (unidirectional) in PyTorch's form, same dtype and device."""
-        check_convertible(module, "GRU")
-        w = module.weight_ih_l0
-        model = cls(module.input_size, module.hidden_size, module.num_layers, module.bias, form="torch")
-        model = model.to(w.device, w.dtype)
-        for k in range(module.num_layers):
-            model.load_params(params_from_torch(module, k), layer=k)
-        return model
-
-    def to_torch(self) -> nn.GRU:
-        """An equivalent ``torch.nn.GRU(batch_first=True)``; only for ``form="torch"``."""
+    def check_torch_equivalent(self) -> None:
         if self.form != "torch":
             raise ValueError("only form='torch' has a torch.nn.GRU equivalent")
-        w = self.layers[0].W_xn
-        module = nn.GRU(self.input_size, self.hidden_size, self.num_layers, bias=self.bias, batch_first=True)
-        module = module.to(w.device, w.dtype)
-        for k, layer in enumerate(self.layers):
-            params_to_torch({n: p.detach() for n, p in layer.params().items()} | _zero_biases(layer), module, k)
-        return module

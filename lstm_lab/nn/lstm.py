@@ -15,12 +15,9 @@ variants and their parameters. Equations (chapter 3; variants in chapter 4):
 from __future__ import annotations
 
 import torch
-from torch import nn
 
 from lstm_lab.nn.base import RecurrentLayer, StackedRecurrent
 from lstm_lab.nn.fused_lstm import FUSED_ORDER, fused_lstm
-from lstm_lab.nn.rnn import _zero_biases
-from lstm_lab.nn.torch_layout import check_convertible, params_from_torch, params_to_torch
 from lstm_lab.scratch.lstm import check_forget_bias
 from lstm_lab.variants import LSTMSpec, lstm_param_shapes, lstm_spec
 
@@ -28,7 +25,9 @@ IMPLS = ("auto", "cell", "fused")
 
 
 class LSTMLayer(RecurrentLayer):
-    def __init__(self, input_size: int, hidden_size: int, bias: bool, spec: LSTMSpec, forget_bias: float, impl: str):
+    def __init__(
+        self, input_size: int, hidden_size: int, bias: bool, spec: LSTMSpec, forget_bias: float, impl: str
+    ):
         self.spec = spec
         self.forget_bias = forget_bias
         self.impl = impl
@@ -61,14 +60,17 @@ class LSTMLayer(RecurrentLayer):
         for step in range(x.shape[1]):
             x_t = x[:, step]
 
-            def pre(k):  # x_t W_xk + h_{t-1} W_hk + b_k, plus the FGR terms when present
-                a = self.linear(k, x_t, h_prev)
+            def pre(k):  # x_t W_xk + h_{t-1} W_hk + b_k, plus the FGR terms; used in this step only
+                a = self.linear(k, x_t, h_prev)  # noqa: B023
                 for src, dst in spec.recurrent_gate_pairs:
                     if dst == k:
-                        a = a + prev[src] @ getattr(self, f"R_{src}{k}")
+                        a = a + prev[src] @ getattr(self, f"R_{src}{k}")  # noqa: B023
                 return a
 
-            i = torch.sigmoid(pre("i") + (c_prev * self.p_i if peep else 0)) if spec.input_gate else ones  # eq-lstm-input
+            if spec.input_gate:
+                i = torch.sigmoid(pre("i") + (c_prev * self.p_i if peep else 0))  # eq-lstm-input
+            else:
+                i = ones
             if spec.coupled:
                 f = 1 - i  # eq-cifg
             elif spec.forget_gate:
@@ -77,7 +79,10 @@ class LSTMLayer(RecurrentLayer):
                 f = ones
             g = torch.tanh(pre("g")) if spec.input_activation else pre("g")  # eq-lstm-candidate
             c = f * c_prev + i * g  # eq-lstm-cell
-            o = torch.sigmoid(pre("o") + (c * self.p_o if peep else 0)) if spec.output_gate else ones  # eq-lstm-output
+            if spec.output_gate:
+                o = torch.sigmoid(pre("o") + (c * self.p_o if peep else 0))  # eq-lstm-output
+            else:
+                o = ones
             h_prev = o * (torch.tanh(c) if spec.output_activation else c)  # eq-lstm-hidden
             hs.append(h_prev)
             c_prev = c
@@ -126,6 +131,8 @@ class LSTM(StackedRecurrent):
     (num_layers, b, 3h). It returns ``(outputs (b, t, h), (h_n, c_n))`` like ``torch.nn.LSTM``.
     """
 
+    torch_kind = "LSTM"
+
     def __init__(
         self,
         input_size: int,
@@ -163,24 +170,6 @@ class LSTM(StackedRecurrent):
     def extra_repr(self) -> str:
         return f"variant={self.variant!r}, forget_bias={self.forget_bias}, impl={self.impl!r}"
 
-    @classmethod
-    def from_torch(cls, module: nn.LSTM, impl: str = "auto") -> "LSTM":
-        """A copy of a ``torch.nn.LSTM`` (unidirectional, no projection), same dtype and device."""
-        check_convertible(module, "LSTM")
-        w = module.weight_ih_l0
-        model = cls(module.input_size, module.hidden_size, module.num_layers, module.bias, impl=impl)
-        model = model.to(w.device, w.dtype)
-        for k in range(module.num_layers):
-            model.load_params(params_from_torch(module, k), layer=k)
-        return model
-
-    def to_torch(self) -> nn.LSTM:
-        """An equivalent ``torch.nn.LSTM(batch_first=True)``; vanilla (or NP) only."""
+    def check_torch_equivalent(self) -> None:
         if self.variant not in ("vanilla", "NP"):
             raise ValueError(f"torch.nn.LSTM has no {self.variant!r} variant")
-        w = self.layers[0].W_xi
-        module = nn.LSTM(self.input_size, self.hidden_size, self.num_layers, bias=self.bias, batch_first=True)
-        module = module.to(w.device, w.dtype)
-        for k, layer in enumerate(self.layers):
-            params_to_torch({n: p.detach() for n, p in layer.params().items()} | _zero_biases(layer), module, k)
-        return module

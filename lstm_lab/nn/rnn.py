@@ -7,10 +7,8 @@ Equation (chapter 1):  h_t = tanh(x_t W_xh + h_{t-1} W_hh + b_h)     eq-rnn
 from __future__ import annotations
 
 import torch
-from torch import nn
 
 from lstm_lab.nn.base import RecurrentLayer, StackedRecurrent
-from lstm_lab.nn.torch_layout import check_convertible, params_from_torch, params_to_torch
 from lstm_lab.variants import rnn_param_shapes
 
 
@@ -36,35 +34,10 @@ class RNN(StackedRecurrent):
     """
 
     state_names = ("h",)
+    torch_kind = "RNN"
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True):
         super().__init__(input_size, hidden_size, num_layers, bias)
 
     def make_layer(self, input_size: int) -> RNNLayer:
         return RNNLayer(input_size, self.hidden_size, self.bias)
-
-    @classmethod
-    def from_torch(cls, module: nn.RNN) -> "RNN":
-        """A copy of a ``torch.nn.RNN`` (tanh, unidirectional), same dtype and device."""
-        check_convertible(module, "RNN")
-        w = module.weight_ih_l0
-        model = cls(module.input_size, module.hidden_size, module.num_layers, module.bias).to(w.device, w.dtype)
-        for k in range(module.num_layers):
-            model.load_params(params_from_torch(module, k), layer=k)
-        return model
-
-    def to_torch(self) -> nn.RNN:
-        """An equivalent ``torch.nn.RNN(batch_first=True)``, same dtype and device."""
-        w = self.layers[0].W_xh
-        module = nn.RNN(self.input_size, self.hidden_size, self.num_layers, bias=self.bias, batch_first=True)
-        module = module.to(w.device, w.dtype)
-        for k, layer in enumerate(self.layers):
-            params_to_torch({n: p.detach() for n, p in layer.params().items()} | _zero_biases(layer), module, k)
-        return module
-
-
-def _zero_biases(layer: RecurrentLayer) -> dict[str, torch.Tensor]:
-    if layer.bias:
-        return {}
-    w = next(layer.parameters())
-    return {n: w.new_zeros(s) for n, s in layer.shapes.items() if n.startswith("b_")}

@@ -74,3 +74,17 @@ def check_upstream(dhs, hs_shape: tuple[int, ...], name: str = "dhs") -> np.ndar
     if dhs.shape != hs_shape:
         raise ValueError(f"{name} must have the shape of hs {hs_shape}, got {dhs.shape}")
     return dhs
+
+
+def check_model_inputs(x, params, weight_key: str, shapes_of, what: str):
+    """Validate a forward pass's ``x`` and ``params`` together.
+
+    ``shapes_of(d, h)`` gives the expected parameter shapes, with d and h read off
+    ``params[weight_key]`` (d, h). Returns ``(x, params, h, dtype)``, dtype being the one the
+    computation runs in.
+    """
+    x = check_sequence(x)
+    d, h = input_size(params, weight_key)
+    p = check_params(params, shapes_of(d, h), what)
+    check_features(x, d)
+    return x, p, h, np.result_type(x, *p.values())

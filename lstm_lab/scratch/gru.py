@@ -21,14 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lstm_lab.scratch._checks import (
-    check_features,
-    check_params,
-    check_sequence,
-    check_state,
-    check_upstream,
-    input_size,
-)
+from lstm_lab.scratch._checks import check_model_inputs, check_state, check_upstream
 from lstm_lab.scratch.activations import sigmoid
 from lstm_lab.variants import check_gru_form, gru_param_shapes
 
@@ -59,12 +52,9 @@ def gru_forward(x, params, h0=None, *, form: str = "torch"):
     cache : dict for :func:`gru_backward`
     """
     form = check_gru_form(form)
-    x = check_sequence(x)
-    d, h = input_size(params, "W_xn")
-    p = check_params(params, gru_param_shapes(form, d, h), f"the {form} GRU")
-    check_features(x, d)
+    shapes_of = lambda d, h: gru_param_shapes(form, d, h)  # noqa: E731
+    x, p, h, dtype = check_model_inputs(x, params, "W_xn", shapes_of, f"the {form} GRU")
     b, t, _ = x.shape
-    dtype = np.result_type(x, *p.values())
     h_prev = h0 = check_state(h0, "h0", b, h, dtype)
     store = {k: np.empty((b, t, h), dtype=dtype) for k in ("r", "z", "n", "hn")}
     hs = np.empty((b, t, h), dtype=dtype)

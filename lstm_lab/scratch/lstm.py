@@ -21,14 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lstm_lab.scratch._checks import (
-    check_features,
-    check_params,
-    check_sequence,
-    check_state,
-    check_upstream,
-    input_size,
-)
+from lstm_lab.scratch._checks import check_model_inputs, check_state, check_upstream
 from lstm_lab.scratch.activations import sigmoid
 from lstm_lab.variants import LSTMSpec, lstm_param_shapes, lstm_spec
 
@@ -87,12 +80,9 @@ def lstm_forward(x, params, h0=None, c0=None, *, variant: str = "vanilla", gates
         ``cache["gates"]`` maps "i", "f", "g", "o" to their (b, t, h) activations.
     """
     spec = lstm_spec(variant)
-    x = check_sequence(x)
-    d, h = input_size(params, "W_xg")
-    p = check_params(params, lstm_param_shapes(spec, d, h), f"the {spec.name} LSTM")
-    check_features(x, d)
+    shapes_of = lambda d, h: lstm_param_shapes(spec, d, h)  # noqa: E731
+    x, p, h, dtype = check_model_inputs(x, params, "W_xg", shapes_of, f"the {spec.name} LSTM")
     b, t, _ = x.shape
-    dtype = np.result_type(x, *p.values())
     h_prev = h0 = check_state(h0, "h0", b, h, dtype)
     c_prev = c0 = check_state(c0, "c0", b, h, dtype)
     if spec.full_gate_recurrence:
@@ -110,15 +100,18 @@ def lstm_forward(x, params, h0=None, c0=None, *, variant: str = "vanilla", gates
     for step in range(t):
         x_t = x[:, step]
 
-        def pre(k):  # x_t W_xk + h_{t-1} W_hk + b_k, plus the FGR terms when present
-            a = x_t @ p[f"W_x{k}"] + h_prev @ p[f"W_h{k}"] + p[f"b_{k}"]
+        def pre(k):  # x_t W_xk + h_{t-1} W_hk + b_k, plus the FGR terms; used in this step only
+            a = x_t @ p[f"W_x{k}"] + h_prev @ p[f"W_h{k}"] + p[f"b_{k}"]  # noqa: B023
             for src, dst in spec.recurrent_gate_pairs:
                 if dst == k:
-                    a = a + prev[src] @ p[f"R_{src}{k}"]
+                    a = a + prev[src] @ p[f"R_{src}{k}"]  # noqa: B023
             return a
 
         peep = spec.peepholes
-        i = sigmoid(pre("i") + (c_prev * p["p_i"] if peep else 0)) if spec.input_gate else ones  # eq-lstm-input
+        if spec.input_gate:
+            i = sigmoid(pre("i") + (c_prev * p["p_i"] if peep else 0))  # eq-lstm-input
+        else:
+            i = ones
         if spec.coupled:
             f = 1.0 - i  # eq-cifg
         elif spec.forget_gate:
@@ -127,7 +120,10 @@ def lstm_forward(x, params, h0=None, c0=None, *, variant: str = "vanilla", gates
             f = ones
         g = np.tanh(pre("g")) if spec.input_activation else pre("g")  # eq-lstm-candidate
         c = f * c_prev + i * g  # eq-lstm-cell
-        o = sigmoid(pre("o") + (c * p["p_o"] if peep else 0)) if spec.output_gate else ones  # eq-lstm-output
+        if spec.output_gate:
+            o = sigmoid(pre("o") + (c * p["p_o"] if peep else 0))  # eq-lstm-output
+        else:
+            o = ones
         act_c = np.tanh(c) if spec.output_activation else c
         h_prev = o * act_c  # eq-lstm-hidden
 
@@ -179,7 +175,7 @@ def lstm_backward(dhs, cache, dc_last=None):
 
     for step in reversed(range(t)):
         i, f, g, o = (act[k][:, step] for k in "ifgo")
-        c, act_c, c_prev = cs[:, step], act_cs[:, step], c_prevs[:, step]
+        act_c, c_prev = act_cs[:, step], c_prevs[:, step]
 
         dh = dhs[:, step] + dh_next
         dh_total[:, step] = dh

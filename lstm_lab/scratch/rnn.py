@@ -11,21 +11,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from lstm_lab.scratch._checks import (
-    check_features,
-    check_params,
-    check_sequence,
-    check_state,
-    check_upstream,
-    input_size,
-)
+from lstm_lab.scratch._checks import check_model_inputs, check_state, check_upstream
 from lstm_lab.variants import rnn_param_shapes
 
 
 def init_rnn_params(input_size: int, hidden_size: int, *, rng: np.random.Generator, dtype=np.float64) -> dict:
     """Parameters drawn uniformly from (-1/sqrt(h), 1/sqrt(h)), as ``torch.nn.RNN`` does."""
     bound = 1.0 / np.sqrt(hidden_size)
-    return {k: rng.uniform(-bound, bound, size=s).astype(dtype) for k, s in rnn_param_shapes(input_size, hidden_size).items()}
+    shapes = rnn_param_shapes(input_size, hidden_size)
+    return {k: rng.uniform(-bound, bound, size=s).astype(dtype) for k, s in shapes.items()}
 
 
 def rnn_forward(x, params, h0=None):
@@ -44,12 +38,8 @@ def rnn_forward(x, params, h0=None):
     cache : dict
         What :func:`rnn_backward` needs.
     """
-    x = check_sequence(x)
-    d, h = input_size(params, "W_xh")
-    p = check_params(params, rnn_param_shapes(d, h), "the RNN")
-    check_features(x, d)
+    x, p, h, dtype = check_model_inputs(x, params, "W_xh", rnn_param_shapes, "the RNN")
     b, t, _ = x.shape
-    dtype = np.result_type(x, *p.values())
     h_prev = check_state(h0, "h0", b, h, dtype)
     hs = np.empty((b, t, h), dtype=dtype)
     for step in range(t):
