@@ -86,3 +86,131 @@ def plot_series(
     if title:
         axes[0].set_title(title)
     return fig
+
+
+def plot_gradient_norms(
+    curves: Mapping[str, Sequence[float] | np.ndarray],
+    *,
+    title: str | None = None,
+    ylabel: str = r"$\|\partial L / \partial h_{T-k}\|$",
+    ax=None,
+):
+    """Gradient norm against the lag k on a log scale, one line per ``{label: norms}``.
+
+    Each ``norms`` has shape (t,): the norm at lag 0, 1, ..., t-1, as returned by
+    :func:`lstm_lab.diagnostics.state_gradient_norms`. Exact zeros are not drawn.
+    Returns the figure.
+    """
+    if not curves:
+        raise ValueError("curves must hold at least one {label: norms} entry")
+    fig, ax = _figure(ax, figsize=(7, 3.6))
+    for label, norms in curves.items():
+        norms = np.asarray(norms, dtype=float)
+        if norms.ndim != 1:
+            raise ValueError(f"curves[{label!r}] must be 1-D (one norm per lag), got shape {norms.shape}")
+        lag = np.arange(norms.shape[0])
+        keep = norms > 0
+        ax.semilogy(lag[keep], norms[keep], label=label)
+    ax.set_xlabel("lag $k$ (steps back from the loss)")
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def plot_losses(
+    histories: Mapping[str, Sequence[float] | np.ndarray | object],
+    *,
+    baseline: float | None = None,
+    baseline_label: str = "baseline",
+    window: int = 50,
+    log: bool = True,
+    ylabel: str = "training loss",
+    title: str | None = None,
+    ax=None,
+):
+    """Training curves, smoothed by a running mean over ``window`` steps.
+
+    ``histories`` maps a label to a list of losses or to a :class:`lstm_lab.train.History`.
+    ``baseline`` draws a horizontal reference line (e.g. the constant predictor's loss).
+    Returns the figure.
+    """
+    if not histories:
+        raise ValueError("histories must hold at least one {label: losses} entry")
+    fig, ax = _figure(ax, figsize=(7, 3.6))
+    for label, hist in histories.items():
+        losses = np.asarray(getattr(hist, "losses", hist), dtype=float)
+        if losses.ndim != 1 or losses.size == 0:
+            raise ValueError(f"histories[{label!r}] must be a non-empty 1-D sequence of losses")
+        csum = np.concatenate([[0.0], np.cumsum(losses)])
+        idx = np.arange(1, losses.size + 1)
+        lo = np.maximum(0, idx - window)
+        ax.plot(idx, (csum[idx] - csum[lo]) / (idx - lo), label=label)
+    if baseline is not None:
+        ax.axhline(baseline, color="0.3", ls="--", lw=1, label=baseline_label)
+    if log:
+        ax.set_yscale("log")
+    ax.set_xlabel("training step")
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def plot_heatmaps(
+    panels: Mapping[str, np.ndarray],
+    *,
+    x: Sequence[float] | np.ndarray | None = None,
+    xlabel: str = "time step $t$",
+    vlims: Mapping[str, tuple[float, float]] | None = None,
+    title: str | None = None,
+    cmap: str = "viridis",
+):
+    """Stacked heat maps sharing a time axis: each panel is an array (t, units) or (t,).
+
+    Used for gate activations over one sequence (units on the vertical axis). ``vlims``
+    fixes a panel's colour range, e.g. ``{"forget gate": (0, 1)}``. Returns the figure.
+    """
+    if not panels:
+        raise ValueError("panels must hold at least one {label: array} entry")
+    arrays = {}
+    for label, a in panels.items():
+        a = np.asarray(a, dtype=float)
+        if a.ndim == 1:
+            a = a[:, None]
+        if a.ndim != 2:
+            raise ValueError(f"panels[{label!r}] must have shape (t,) or (t, units), got {a.shape}")
+        arrays[label] = a
+    t = next(iter(arrays.values())).shape[0]
+    if any(a.shape[0] != t for a in arrays.values()):
+        raise ValueError(f"every panel must have the same number of steps, got {[a.shape for a in arrays.values()]}")
+    xs = np.arange(t) if x is None else np.asarray(x, dtype=float)
+    if xs.shape != (t,):
+        raise ValueError(f"x must have shape ({t},), got {xs.shape}")
+    vlims = dict(vlims or {})
+    heights = [max(1.0, min(3.0, a.shape[1] / 8)) for a in arrays.values()]
+    fig, axes = plt.subplots(len(arrays), 1, figsize=(8, 0.9 * sum(heights) + 0.9), sharex=True,
+                             gridspec_kw={"height_ratios": heights}, constrained_layout=True)
+    axes = np.atleast_1d(axes)
+    edges = np.concatenate([xs - 0.5, [xs[-1] + 0.5]]) if t > 0 else xs
+    for ax, (label, a) in zip(axes, arrays.items()):
+        lo, hi = vlims.get(label, (None, None))
+        mesh = ax.pcolormesh(edges, np.arange(a.shape[1] + 1), a.T, cmap=cmap, vmin=lo, vmax=hi, shading="flat")
+        ax.set_ylabel(label, rotation=0, ha="right", va="center")
+        ax.set_yticks([])
+        fig.colorbar(mesh, ax=ax, pad=0.01, aspect=10)
+    axes[-1].set_xlabel(xlabel)
+    if title:
+        axes[0].set_title(title)
+    return fig
+
+
+def _figure(ax, figsize):
+    if ax is None:
+        fig, ax = plt.subplots(figsize=figsize, constrained_layout=True)
+        return fig, ax
+    return ax.figure, ax

@@ -138,3 +138,51 @@ def _progress_bar(total: int):
         dynamic_ncols=False,
         ncols=80,
     )
+
+
+# ----------------------------------------------------------------------------- objectives
+# Each takes (model, x, y[, mask]) with a model returning (outputs (b, t, k), state), as
+# lstm_lab.nn.SequenceModel does, and returns a scalar loss: ready to pass to train().
+IGNORE_INDEX = -100
+
+
+def last_step_mse(model, x, y):
+    """Mean squared error of the last step's output (b, k) against y (b, k): regression tasks."""
+    out, _ = model(x)
+    return torch.nn.functional.mse_loss(out[:, -1], y)
+
+
+def last_step_cross_entropy(model, x, y):
+    """Cross-entropy of the last step's logits (b, k) against class labels y (b,)."""
+    out, _ = model(x)
+    return torch.nn.functional.cross_entropy(out[:, -1], y)
+
+
+def sequence_cross_entropy(model, x, y, mask=None):
+    """Cross-entropy at every step: logits (b, t, k) against labels y (b, t).
+
+    Steps whose label is ``IGNORE_INDEX`` (-100), or where ``mask`` (b, t) is False, do not count.
+    """
+    out, _ = model(x)
+    if mask is not None:
+        y = y.masked_fill(~mask.bool(), IGNORE_INDEX)
+    return torch.nn.functional.cross_entropy(out.flatten(0, 1), y.flatten(), ignore_index=IGNORE_INDEX)
+
+
+@torch.no_grad()
+def predict(model, x, *, device: str | torch.device | None = None) -> torch.Tensor:
+    """The model's outputs (b, t, k) for x (a NumPy array or tensor), in eval mode, no grad."""
+    dev = next(model.parameters()).device if device is None else get_device(device)
+    was_training = model.training
+    model.eval()
+    dtype = next(model.parameters()).dtype
+    out, _ = model(as_tensors(x, device=dev, dtype=dtype))
+    model.train(was_training)
+    return out
+
+
+def last_step_accuracy(model, x, y) -> float:
+    """Fraction of sequences whose last-step argmax equals the label y (b,)."""
+    out = predict(model, x)
+    y = torch.as_tensor(y, device=out.device)
+    return (out[:, -1].argmax(-1) == y).float().mean().item()

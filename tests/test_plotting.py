@@ -49,3 +49,41 @@ def test_plot_series_rejects_bad_input(kwargs, message):
 def test_plot_activations_rejects_empty_range():
     with pytest.raises(ValueError, match="x_range"):
         plot_activations((1, 1))
+
+
+def test_plot_gradient_norms_is_log_scale_and_skips_zeros():
+    from lstm_lab.plotting import plot_gradient_norms
+
+    fig = plot_gradient_norms({"a": [1.0, 0.5, 0.0, 0.125], "b": np.ones(4)}, title="t")
+    ax = fig.axes[0]
+    assert ax.get_yscale() == "log"
+    assert_allclose(ax.lines[0].get_xdata(), [0, 1, 3])  # the exact zero is dropped
+    with pytest.raises(ValueError, match="1-D"):
+        plot_gradient_norms({"a": np.ones((2, 2))})
+    plt.close(fig)
+
+
+def test_plot_losses_smooths_and_draws_the_baseline():
+    from lstm_lab.plotting import plot_losses
+    from lstm_lab.train import History
+
+    fig = plot_losses({"run": History(losses=[4.0, 2.0, 0.0]), "list": [1.0, 1.0, 1.0]}, baseline=1 / 6, window=2)
+    ax = fig.axes[0]
+    assert_allclose(ax.lines[0].get_ydata(), [4.0, 3.0, 1.0])
+    assert_allclose(ax.lines[2].get_ydata(), [1 / 6, 1 / 6])
+    with pytest.raises(ValueError, match="non-empty"):
+        plot_losses({"x": []})
+    plt.close(fig)
+
+
+def test_plot_heatmaps_one_panel_per_array():
+    from lstm_lab.plotting import plot_heatmaps
+
+    fig = plot_heatmaps({"gate": np.random.default_rng(0).uniform(size=(10, 4)), "signal": np.arange(10.0)},
+                        vlims={"gate": (0, 1)})
+    assert len([a for a in fig.axes if a.get_label() != "<colorbar>"]) == 2
+    mesh = fig.axes[0].collections[0]
+    assert mesh.get_clim() == (0, 1)
+    with pytest.raises(ValueError, match="same number of steps"):
+        plot_heatmaps({"a": np.ones((3, 2)), "b": np.ones((4, 2))})
+    plt.close(fig)

@@ -116,3 +116,24 @@ def test_diagnostics_accept_torch_models():
         assert norms["h"].shape == (6,) and norms["h"][0] == pytest.approx(1.0)
     with pytest.raises(ValueError, match="one-layer"):
         state_gradient_norms(LSTM(3, 4, num_layers=2), x)
+
+
+def test_objectives_and_accuracy():
+    from lstm_lab.train import last_step_accuracy, last_step_cross_entropy, last_step_mse, sequence_cross_entropy
+
+    torch.manual_seed(0)
+    model = SequenceModel(LSTM(3, 5), 4)
+    x = torch.randn(6, 7, 3)
+    out, _ = model(x)
+    y = torch.randint(0, 4, (6,))
+    assert_allclose(last_step_cross_entropy(model, x, y).item(),
+                    torch.nn.functional.cross_entropy(out[:, -1], y).item(), rtol=1e-6)
+    target = torch.randn(6, 4)
+    assert_allclose(last_step_mse(model, x, target).item(), ((out[:, -1] - target) ** 2).mean().item(), rtol=1e-6)
+    ys = torch.randint(0, 4, (6, 7))
+    mask = torch.zeros(6, 7, dtype=torch.bool)
+    mask[:, -1] = True
+    assert_allclose(sequence_cross_entropy(model, x, ys, mask).item(),
+                    torch.nn.functional.cross_entropy(out[:, -1], ys[:, -1]).item(), rtol=1e-6)
+    acc = last_step_accuracy(model, x.numpy(), y.numpy())
+    assert acc == (out[:, -1].argmax(-1) == y).float().mean().item()
