@@ -50,10 +50,10 @@ def backward(family, dhs, cache):
 
 def torch_model(family, option, d, h, num_layers=1, bias=True, impl="cell"):
     if family == "rnn":
-        return lnn.RNN(d, h, num_layers, bias)
+        return lnn.RNN(d, h, num_layers, bias, impl=impl)
     if family == "lstm":
         return lnn.LSTM(d, h, num_layers, bias, variant=option, impl=impl)
-    return lnn.GRU(d, h, num_layers, bias, form=option)
+    return lnn.GRU(d, h, num_layers, bias, form=option, impl=impl)
 
 
 def torch_state(family, option, states: dict):

@@ -38,7 +38,8 @@ def _grad_blocks(kind, module, layer):
     return out
 
 
-GRID = list(itertools.product(["RNN", "LSTM-cell", "LSTM-fused", "GRU"], [1, 2], [True, False], [False, True], [1, 5]))
+IMPLS = ["RNN-cell", "RNN-torch", "LSTM-cell", "LSTM-fused", "LSTM-torch", "GRU-cell", "GRU-torch"]
+GRID = list(itertools.product(IMPLS, [1, 2], [True, False], [False, True], [1, 5]))
 
 
 @pytest.mark.parametrize(
@@ -50,7 +51,7 @@ def test_parity_with_torch_nn(which, layers, bias, with_state, t):
     torch.manual_seed(0)
     d, h, b = 3, 4, 2
     ref = getattr(torch.nn, kind)(d, h, layers, bias=bias, batch_first=True).double()
-    ours = OURS[kind].from_torch(ref, impl=impl) if kind == "LSTM" else OURS[kind].from_torch(ref)
+    ours = OURS[kind].from_torch(ref, impl=impl)
     x1 = torch.randn(b, t, d, dtype=torch.double, requires_grad=True)
     x2 = x1.detach().clone().requires_grad_()
     n_states = 2 if kind == "LSTM" else 1
@@ -107,7 +108,7 @@ def test_fused_equals_readable_cell(dtype, tol, bias):
     state = tuple(torch.randn(2, 3, 7, dtype=dtype) for _ in range(2))
     upstream = [torch.randn(3, 9, 7, dtype=dtype), torch.randn(2, 3, 7, dtype=dtype), torch.randn(2, 3, 7, dtype=dtype)]
     results = {}
-    for impl in ("cell", "fused"):
+    for impl in ("cell", "fused", "torch"):
         for layer in model.layers:
             layer.impl = impl
         model.zero_grad()
@@ -116,8 +117,9 @@ def test_fused_equals_readable_cell(dtype, tol, bias):
         out, (h_n, c_n) = model(xi, si)
         torch.autograd.backward([out, h_n, c_n], upstream)
         results[impl] = [out, h_n, c_n, xi.grad, *(s.grad for s in si), *(p.grad.clone() for p in model.parameters())]
-    for a, b in zip(results["fused"], results["cell"]):
-        assert_close(a, b, rtol=tol, atol=tol)
+    for impl in ("fused", "torch"):
+        for a, b in zip(results[impl], results["cell"]):
+            assert_close(a, b, rtol=tol, atol=tol, msg=impl)
 
 
 def test_fused_function_passes_gradcheck():
@@ -128,19 +130,26 @@ def test_fused_function_passes_gradcheck():
     assert torch.autograd.gradcheck(FusedLSTMFunction.apply, args)
 
 
-def test_auto_uses_the_fused_path_only_for_vanilla():
-    assert LSTM(2, 3).impl == "auto"
-    x = torch.randn(1, 2, 2)
-    out, _ = LSTM(2, 3)(x)
+def test_auto_picks_the_torch_kernel_where_torch_has_the_model():
+    assert LSTM(2, 3).layers[0].impl == "torch"
+    assert LSTM(2, 3, variant="NP").layers[0].impl == "torch"
+    assert LSTM(2, 3, variant="peephole").layers[0].impl == "cell"
+    assert GRU(2, 3).layers[0].impl == "torch"
+    assert GRU(2, 3, form="cho").layers[0].impl == "cell"
+    assert RNN(2, 3).layers[0].impl == "torch"
+    out, _ = LSTM(2, 3, impl="fused")(torch.randn(1, 2, 2))
     assert out.grad_fn.name().startswith("FusedLSTMFunction")
-    out, _ = LSTM(2, 3, variant="peephole")(x)
-    assert "Fused" not in out.grad_fn.name()
+    with pytest.raises(ValueError, match="impl='torch' needs a model that torch.nn has"):
+        GRU(2, 3, form="cho", impl="torch")
+    with pytest.raises(ValueError, match="impl='torch' needs"):
+        LSTM(2, 3, variant="CIFG", impl="torch")
 
 
+@pytest.mark.parametrize("impl", ["cell", "torch"])
 @pytest.mark.parametrize("kind", ["RNN", "LSTM", "GRU"])
-def test_step_by_step_equals_whole_sequence(kind):
+def test_step_by_step_equals_whole_sequence(kind, impl):
     torch.manual_seed(0)
-    model = OURS[kind](3, 4, num_layers=2).double()
+    model = OURS[kind](3, 4, num_layers=2, impl=impl).double()
     x = torch.randn(2, 6, 3, dtype=torch.double)
     whole, final = model(x)
     outs, state = [], None
@@ -222,7 +231,7 @@ def test_bad_input_gets_a_clear_error(name, call, error, message):
     [
         (dict(variant="vanila"), ValueError, "valid variants: vanilla, peephole, NIG, NFG"),
         (dict(variant="peephole", impl="fused"), ValueError, "vanilla LSTM only"),
-        (dict(impl="fast"), ValueError, "impl must be one of"),
+        (dict(impl="fast"), ValueError, "impl must be one of 'auto', 'cell', 'fused', 'torch'"),
         (dict(variant="NFG", forget_bias=1.0), ValueError, "no forget gate"),
         (dict(bias=False, forget_bias=1.0), ValueError, "bias=True"),
         (dict(num_layers=0), ValueError, "num_layers must be a positive int"),
@@ -248,18 +257,18 @@ def test_from_torch_rejects_what_it_cannot_represent():
 
 # ----------------------------------------------------------------------------- GPU
 @pytest.mark.gpu
-@pytest.mark.parametrize("which", ["RNN", "LSTM-cell", "LSTM-fused", "GRU"])
+@pytest.mark.parametrize("which", IMPLS)
 def test_gpu_matches_cpu_and_torch_nn(which):
     kind, _, impl = which.partition("-")
     torch.manual_seed(0)
     ref = getattr(torch.nn, kind)(8, 16, 2, batch_first=True).double().cuda()
-    ours = OURS[kind].from_torch(ref, impl=impl) if kind == "LSTM" else OURS[kind].from_torch(ref)
+    ours = OURS[kind].from_torch(ref, impl=impl)
     x = torch.randn(4, 20, 8, dtype=torch.double, device="cuda", requires_grad=True)
     out, _ = ours(x)
     assert out.device.type == "cuda"
     assert_close(out, ref(x)[0], rtol=1e-9, atol=1e-9)
     out.sum().backward()
-    cpu = OURS[kind].from_torch(ref.cpu(), impl=impl) if kind == "LSTM" else OURS[kind].from_torch(ref.cpu())
+    cpu = OURS[kind].from_torch(ref.cpu(), impl=impl)
     xc = x.detach().cpu().requires_grad_()
     cpu(xc)[0].sum().backward()
     assert_close(x.grad.cpu(), xc.grad, rtol=1e-9, atol=1e-9)

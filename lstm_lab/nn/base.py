@@ -6,12 +6,14 @@ Shapes: x (b, t, d) batch-first; a state tensor (num_layers, b, h) as in ``torch
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import torch
 from torch import nn
+from torch.func import functional_call
 
-from lstm_lab.nn.torch_layout import check_convertible, params_from_torch, params_to_torch
+from lstm_lab.nn.torch_layout import check_convertible, params_from_torch, params_to_torch, torch_weights
 
 
 def check_size(value, name: str) -> int:
@@ -42,6 +44,17 @@ def check_input(x, input_size: int, like: torch.Tensor, name: str = "x") -> torc
     return x
 
 
+def resolve_impl(impl: str, allowed: tuple[str, ...], has_torch_kernel: bool, what: str) -> str:
+    """The implementation a layer runs: "auto" -> "torch" where PyTorch has the model, else "cell"."""
+    if impl not in ("auto", *allowed):
+        raise ValueError(f"impl must be one of {', '.join(map(repr, ('auto', *allowed)))}, got {impl!r}")
+    if impl == "torch" and not has_torch_kernel:
+        raise ValueError(f"impl='torch' needs a model that torch.nn has; {what} is not one; use impl='cell'")
+    if impl == "auto":
+        return "torch" if has_torch_kernel else "cell"
+    return impl
+
+
 def check_state_tensor(s, name: str, shape: tuple[int, ...], x: torch.Tensor) -> torch.Tensor:
     if not isinstance(s, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor of shape (num_layers, b, h) = {shape}, got {type(s).__name__}")
@@ -53,7 +66,15 @@ def check_state_tensor(s, name: str, shape: tuple[int, ...], x: torch.Tensor) ->
 
 
 class RecurrentLayer(nn.Module):
-    """One layer: book-named parameters registered as attributes (``layer.W_xh`` ...)."""
+    """One layer: book-named parameters registered as attributes (``layer.W_xh`` ...).
+
+    ``impl`` chooses how the layer runs: "cell" (the readable loop, one line per equation,
+    autograd for the backward pass) or "torch" (PyTorch's own kernel, oneDNN on a CPU and
+    cuDNN on a GPU, run on these same parameters through ``torch.func.functional_call``).
+    """
+
+    #: "RNN", "LSTM" or "GRU": the torch.nn module with the same function, if any
+    torch_kind: str = ""
 
     def __init__(self, shapes: dict[str, tuple[int, ...]], hidden_size: int, bias: bool):
         super().__init__()
@@ -76,11 +97,29 @@ class RecurrentLayer(nn.Module):
     def params(self) -> dict[str, torch.Tensor]:
         return dict(self.named_parameters())
 
-    def full_params(self) -> dict[str, torch.Tensor]:
-        """Every parameter by its book name, detached; absent biases (bias=False) as zeros."""
+    def full_params(self, detach: bool = True) -> dict[str, torch.Tensor]:
+        """Every parameter by its book name; absent biases (bias=False) as zeros."""
         w = next(self.parameters())
-        return {n: (getattr(self, n).detach() if hasattr(self, n) else w.new_zeros(shape))
-                for n, shape in self.shapes.items()}
+        out = {}
+        for n, shape in self.shapes.items():
+            p = getattr(self, n, None)
+            out[n] = w.new_zeros(shape) if p is None else (p.detach() if detach else p)
+        return out
+
+    def forward_torch(self, x: torch.Tensor, *states: torch.Tensor):
+        """Run PyTorch's kernel for ``torch.nn.<torch_kind>`` on this layer's parameters."""
+        template = self.__dict__.get("_torch_template")
+        if template is None:  # built once; its own weights are never used
+            d = self.shapes[next(iter(self.shapes))][0]
+            template = getattr(nn, self.torch_kind)(d, self.hidden_size, 1, bias=self.bias, batch_first=True)
+            self.__dict__["_torch_template"] = template  # not a submodule: no parameters of its own
+        weights = torch_weights(self.full_params(detach=False), self.torch_kind, 0, self.bias)
+        state = tuple(s.unsqueeze(0) for s in states)
+        with warnings.catch_warnings():  # cuDNN notes that the weights are not one contiguous block
+            warnings.filterwarnings("ignore", message=".*contiguous chunk of memory.*")
+            out, final = functional_call(template, weights, (x, state[0] if len(state) == 1 else state))
+        final = (final,) if isinstance(final, torch.Tensor) else tuple(final)
+        return out, tuple(f[0] for f in final)
 
     def linear(self, k: str, x_t: torch.Tensor, h_prev: torch.Tensor) -> torch.Tensor:
         """x_t W_xk + h_{t-1} W_hk + b_k (no bias when the layer has none)."""

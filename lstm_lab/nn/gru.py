@@ -14,17 +14,26 @@ from __future__ import annotations
 
 import torch
 
-from lstm_lab.nn.base import RecurrentLayer, StackedRecurrent
+from lstm_lab.nn.base import RecurrentLayer, StackedRecurrent, resolve_impl
 from lstm_lab.variants import check_gru_form, gru_param_shapes
 
 
 class GRULayer(RecurrentLayer):
-    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, form: str = "torch"):
+    torch_kind = "GRU"
+
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, form: str = "torch", impl: str = "auto"):
         self.form = check_gru_form(form)
+        self.impl = resolve_impl(impl, ("cell", "torch"), form == "torch", f"the {form!r} GRU")
         super().__init__(gru_param_shapes(form, input_size, hidden_size), hidden_size, bias)
 
     def forward(self, x: torch.Tensor, h0: torch.Tensor):
         """x (b, t, d), h0 (b, h) -> hs (b, t, h), (h_T,)."""
+        if self.impl == "torch":
+            return self.forward_torch(x, h0)
+        return self.forward_cell(x, h0)
+
+    def forward_cell(self, x: torch.Tensor, h0: torch.Tensor):
+        """The readable loop: one line per equation, autograd for the backward pass."""
         h_prev = h0
         hs = []
         for step in range(x.shape[1]):
@@ -47,18 +56,29 @@ class GRU(StackedRecurrent):
 
     ``form="torch"`` (default) computes exactly what ``torch.nn.GRU`` computes; ``form="cho"``
     is the original GRU of Cho et al. (2014), which resets the state before multiplying by
-    W_hn. ``forward(x, h0=None)`` returns ``(outputs (b, t, h), h_n (num_layers, b, h))``.
+    W_hn. ``impl`` is "cell" (the readable loop), "torch" (PyTorch's kernel; form "torch"
+    only) or "auto" (the kernel where it applies). ``forward(x, h0=None)`` returns
+    ``(outputs (b, t, h), h_n (num_layers, b, h))``.
     """
 
     state_names = ("h",)
     torch_kind = "GRU"
 
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True, form: str = "torch"):
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        form: str = "torch",
+        impl: str = "auto",
+    ):
         self.form = check_gru_form(form)
+        self.impl = impl
         super().__init__(input_size, hidden_size, num_layers, bias)
 
     def make_layer(self, input_size: int) -> GRULayer:
-        return GRULayer(input_size, self.hidden_size, self.bias, self.form)
+        return GRULayer(input_size, self.hidden_size, self.bias, self.form, self.impl)
 
     def extra_repr(self) -> str:
         return f"form={self.form!r}"

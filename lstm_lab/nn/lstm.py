@@ -16,21 +16,23 @@ from __future__ import annotations
 
 import torch
 
-from lstm_lab.nn.base import RecurrentLayer, StackedRecurrent
+from lstm_lab.nn.base import RecurrentLayer, StackedRecurrent, resolve_impl
 from lstm_lab.nn.fused_lstm import FUSED_ORDER, fused_lstm
 from lstm_lab.scratch.lstm import check_forget_bias
 from lstm_lab.variants import LSTMSpec, lstm_param_shapes, lstm_spec
 
-IMPLS = ("auto", "cell", "fused")
+IMPLS = ("cell", "fused", "torch")
 
 
 class LSTMLayer(RecurrentLayer):
+    torch_kind = "LSTM"
+
     def __init__(
         self, input_size: int, hidden_size: int, bias: bool, spec: LSTMSpec, forget_bias: float, impl: str
     ):
         self.spec = spec
         self.forget_bias = forget_bias
-        self.impl = impl
+        self.impl = resolve_impl(impl, IMPLS, spec.name in ("vanilla", "NP"), f"the {spec.name} LSTM")
         super().__init__(lstm_param_shapes(spec, input_size, hidden_size), hidden_size, bias)
 
     @torch.no_grad()
@@ -44,8 +46,9 @@ class LSTMLayer(RecurrentLayer):
 
     def forward(self, x, h0, c0, gates0=None):
         """x (b, t, d), h0 and c0 (b, h), FGR's gates0 (b, 3h) -> hs (b, t, h), final states."""
-        use_fused = self.impl == "fused" or (self.impl == "auto" and not self.spec.peepholes)
-        if use_fused:
+        if self.impl == "torch":
+            return self.forward_torch(x, h0, c0)
+        if self.impl == "fused":
             return self.forward_fused(x, h0, c0)
         return self.forward_cell(x, h0, c0, gates0)
 
@@ -123,8 +126,10 @@ class LSTM(StackedRecurrent):
         Added to the forget gate's bias at initialisation (Jozefowicz et al. 2015 use 1).
     impl
         "cell" runs the readable cell (one line per equation, autograd backward); "fused"
-        the fast path with a hand-written backward (vanilla and NP only); "auto" (default)
-        the fused path where it applies.
+        our fast path with a hand-written backward, built the way cuDNN builds it; "torch"
+        PyTorch's own kernel (oneDNN on a CPU, cuDNN on a GPU) on these same parameters.
+        "fused" and "torch" exist for the vanilla LSTM (and NP) only. "auto" (default) picks
+        "torch" where it applies and "cell" otherwise: the fastest choice for training.
 
     ``forward(x, state=None)`` takes x (b, t, input_size) and ``state = (h0, c0)``, each
     (num_layers, b, h), or None for zeros; FGR adds a third tensor, the previous gates
@@ -147,8 +152,6 @@ class LSTM(StackedRecurrent):
         check_forget_bias(self.spec, forget_bias)
         if forget_bias and not bias:
             raise ValueError("forget_bias needs bias=True")
-        if impl not in IMPLS:
-            raise ValueError(f"impl must be one of {', '.join(map(repr, IMPLS))}, got {impl!r}")
         if impl == "fused" and self.spec.name not in ("vanilla", "NP"):
             raise ValueError(f"impl='fused' supports the vanilla LSTM only, not {self.spec.name!r}; use impl='cell'")
         self.forget_bias = float(forget_bias)

@@ -8,16 +8,25 @@ from __future__ import annotations
 
 import torch
 
-from lstm_lab.nn.base import RecurrentLayer, StackedRecurrent
+from lstm_lab.nn.base import RecurrentLayer, StackedRecurrent, resolve_impl
 from lstm_lab.variants import rnn_param_shapes
 
 
 class RNNLayer(RecurrentLayer):
-    def __init__(self, input_size: int, hidden_size: int, bias: bool = True):
+    torch_kind = "RNN"
+
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, impl: str = "auto"):
+        self.impl = resolve_impl(impl, ("cell", "torch"), True, "the tanh RNN")
         super().__init__(rnn_param_shapes(input_size, hidden_size), hidden_size, bias)
 
     def forward(self, x: torch.Tensor, h0: torch.Tensor):
         """x (b, t, d), h0 (b, h) -> hs (b, t, h), (h_T,)."""
+        if self.impl == "torch":
+            return self.forward_torch(x, h0)
+        return self.forward_cell(x, h0)
+
+    def forward_cell(self, x: torch.Tensor, h0: torch.Tensor):
+        """The readable loop: one line per equation, autograd for the backward pass."""
         h = h0
         hs = []
         for step in range(x.shape[1]):
@@ -29,15 +38,17 @@ class RNNLayer(RecurrentLayer):
 class RNN(StackedRecurrent):
     """A stack of tanh RNN layers, batch-first, like ``torch.nn.RNN(batch_first=True)``.
 
-    ``forward(x, h0=None)`` takes x (b, t, input_size) and h0 (num_layers, b, h) and returns
-    ``(outputs (b, t, h), h_n (num_layers, b, h))``.
+    ``impl`` is "cell" (the readable loop), "torch" (PyTorch's kernel on these parameters)
+    or "auto" (= "torch"). ``forward(x, h0=None)`` takes x (b, t, input_size) and h0
+    (num_layers, b, h) and returns ``(outputs (b, t, h), h_n (num_layers, b, h))``.
     """
 
     state_names = ("h",)
     torch_kind = "RNN"
 
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True):
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True, impl: str = "auto"):
+        self.impl = impl
         super().__init__(input_size, hidden_size, num_layers, bias)
 
     def make_layer(self, input_size: int) -> RNNLayer:
-        return RNNLayer(input_size, self.hidden_size, self.bias)
+        return RNNLayer(input_size, self.hidden_size, self.bias, self.impl)

@@ -46,27 +46,34 @@ def params_from_torch(module: torch.nn.Module, layer: int = 0) -> dict[str, torc
     return out
 
 
+def torch_weights(
+    params: dict[str, torch.Tensor], kind: str, layer: int = 0, bias: bool = True
+) -> dict[str, torch.Tensor]:
+    """Book-named parameters -> ``{weight_ih_l{layer}: ..., ...}`` of a ``torch.nn.<kind>``.
+
+    Differentiable: gradients flow back to ``params``. A merged bias goes to ``bias_ih`` and
+    ``bias_hh`` is zero, except the GRU's ``b_hn``, which is the n block of ``bias_hh``.
+    """
+    blocks = TORCH_BLOCKS[kind]
+    names = ["h"] if kind == "RNN" else list(blocks)
+    out = {
+        f"weight_ih_l{layer}": torch.cat([params[f"W_x{k}"] for k in names], dim=1).t().contiguous(),
+        f"weight_hh_l{layer}": torch.cat([params[f"W_h{k}"] for k in names], dim=1).t().contiguous(),
+    }
+    if bias:
+        b_ih = torch.cat([params[f"b_{k}"] for k in names])
+        zeros = torch.zeros_like(params[f"b_{names[0]}"])
+        b_hh = [params["b_hn"] if (kind == "GRU" and k == "n") else zeros for k in names]
+        out[f"bias_ih_l{layer}"] = b_ih
+        out[f"bias_hh_l{layer}"] = torch.cat(b_hh)
+    return out
+
+
 @torch.no_grad()
 def params_to_torch(params: dict[str, torch.Tensor], module: torch.nn.Module, layer: int = 0) -> None:
-    """Write book-named parameters into one layer of a ``torch.nn.RNN/LSTM/GRU``.
-
-    A merged bias goes to ``bias_ih`` and ``bias_hh`` is set to zero (the GRU's ``b_hn`` goes
-    to the n block of ``bias_hh``).
-    """
-    kind = _kind(module)
-    blocks = TORCH_BLOCKS[kind]
-    h = module.hidden_size
-    w_ih = getattr(module, f"weight_ih_l{layer}")
-    w_hh = getattr(module, f"weight_hh_l{layer}")
-    for j, k in enumerate(blocks):
-        rows = slice(j * h, (j + 1) * h)
-        suffix = "h" if kind == "RNN" else k
-        w_ih[rows] = params[f"W_x{suffix}"].T
-        w_hh[rows] = params[f"W_h{suffix}"].T
-        if module.bias:
-            getattr(module, f"bias_ih_l{layer}")[rows] = params[f"b_{suffix}"]
-            b_hh = getattr(module, f"bias_hh_l{layer}")
-            b_hh[rows] = params["b_hn"] if (kind == "GRU" and k == "n") else 0.0
+    """Write book-named parameters into one layer of a ``torch.nn.RNN/LSTM/GRU``."""
+    for name, value in torch_weights(params, _kind(module), layer, module.bias).items():
+        getattr(module, name).copy_(value)
 
 
 def check_convertible(module: torch.nn.Module, kind: str) -> None:
