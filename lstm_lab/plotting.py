@@ -47,6 +47,7 @@ def plot_series(
     xlabel: str = "time step $t$",
     title: str | None = None,
     ylims: Mapping[str, tuple[float, float]] | None = None,
+    xticklabels: Sequence[str] | None = None,
 ):
     """Stack several 1-D signals that share a time axis, one panel each, top to bottom.
 
@@ -58,6 +59,8 @@ def plot_series(
         The shared horizontal axis, shape ``(t,)``; ``0, 1, ..., t-1`` when omitted.
     ylims
         Optional ``{label: (low, high)}`` for panels whose range should be fixed.
+    xticklabels
+        Optional label for every step (e.g. the tokens of a sentence), shape ``(t,)``.
 
     Returns the :class:`matplotlib.figure.Figure`.
     """
@@ -83,6 +86,11 @@ def plot_series(
             ax.set_ylim(*ylims[label])
         ax.grid(alpha=0.3)
     axes[-1].set_xlabel(xlabel)
+    if xticklabels is not None:
+        if len(xticklabels) != xs.shape[0]:
+            raise ValueError(f"xticklabels must have one label per step ({xs.shape[0]}), got {len(xticklabels)}")
+        axes[-1].set_xticks(xs)
+        axes[-1].set_xticklabels(list(xticklabels), rotation=45, ha="right")
     if title:
         axes[0].set_title(title)
     return fig

@@ -87,3 +87,11 @@ def test_plot_heatmaps_one_panel_per_array():
     with pytest.raises(ValueError, match="same number of steps"):
         plot_heatmaps({"a": np.ones((3, 2)), "b": np.ones((4, 2))})
     plt.close(fig)
+
+
+def test_plot_series_token_labels():
+    fig = plot_series({"a": [0, 1, 0]}, xticklabels=["the", "cat", "sat"])
+    assert [t.get_text() for t in fig.axes[-1].get_xticklabels()] == ["the", "cat", "sat"]
+    with pytest.raises(ValueError, match="one label per step"):
+        plot_series({"a": [0, 1, 0]}, xticklabels=["the"])
+    plt.close(fig)
