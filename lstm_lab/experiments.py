@@ -1,0 +1,420 @@
+"""Chapter 4's experiments: many LSTM variants, many seeds, and what each one learns.
+
+Glossary: ``s`` ensemble members (one per seed), b batch, t time steps, d input features,
+k outputs per step. Arrays are batch-first; an ensemble puts its member axis in front:
+inputs (s, b, t, d), outputs (s, b, t, k).
+
+- :class:`SeedEnsemble` trains ``s`` copies of one model, each initialised from its own
+  seed, side by side with :func:`torch.func.vmap`. With Adam this is the same computation
+  as ``s`` separate runs (each member's gradient is the gradient of its own loss), but one
+  Python loop drives all of them, which matters for the readable ``impl="cell"`` LSTM,
+  whose cost is mostly Python overhead per time step.
+- :func:`run_odyssey` trains every LSTM variant of a list with several seeds and returns an
+  :class:`OdysseyResult` (a table and the raw numbers); :func:`plot_odyssey` draws it.
+- :class:`ReberChunks` and :class:`CarriedStateLoss` train a model on continual embedded
+  Reber streams (:func:`lstm_lab.tasks.continual_embedded_reber`) read in chunks, with the
+  state carried from chunk to chunk; :func:`long_range_accuracy` and
+  :func:`cell_state_norms` measure a model on such a stream.
+- :func:`steps_to_solve`, :func:`stop_when_solved` and :func:`solve_times` time how long a
+  model takes to solve a task such as the adding problem.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from torch import nn
+from torch.func import functional_call, stack_module_state, vmap
+
+from lstm_lab import scratch
+from lstm_lab.runtime import seed_everything
+from lstm_lab.tasks import continual_embedded_reber
+from lstm_lab.train import History, predict, train
+
+__all__ = [
+    "SeedEnsemble",
+    "stacked_batches",
+    "last_step_ce",
+    "last_step_mse",
+    "MemberLosses",
+    "OdysseyResult",
+    "run_odyssey",
+    "plot_odyssey",
+    "ReberChunks",
+    "CarriedStateLoss",
+    "long_range_accuracy",
+    "cell_state_norms",
+    "steps_to_solve",
+    "stop_when_solved",
+    "solve_times",
+]
+
+
+# ----------------------------------------------------------------------------- ensembles
+class SeedEnsemble(nn.Module):
+    """``s`` copies of one model, member ``j`` initialised after ``seed_everything(seeds[j])``.
+
+    Parameters
+    ----------
+    make_model
+        Builds one model (no arguments), e.g. ``lambda: SequenceModel(LSTM(8, 16), 4)``.
+        It must have parameters and no buffers.
+    seeds
+        One int per member.
+
+    ``forward(x)`` takes x (s, b, t, d), one batch per member, and returns the members'
+    outputs (s, b, t, k): member ``j`` runs on ``x[j]`` with its own parameters.
+    The stacked parameters are the ensemble's only parameters, so ``train`` with Adam and
+    the sum of the members' losses trains every member exactly as a separate run would.
+    """
+
+    def __init__(self, make_model: Callable[[], nn.Module], seeds: Sequence[int]):
+        super().__init__()
+        seeds = tuple(int(s) for s in seeds)
+        if not seeds:
+            raise ValueError("seeds must hold at least one seed")
+        models = []
+        for seed in seeds:
+            seed_everything(seed)
+            models.append(make_model())
+        if any(True for _ in models[0].buffers()):
+            raise ValueError("SeedEnsemble supports models without buffers only")
+        params, _ = stack_module_state(models)  # name -> (s, *shape)
+        self.seeds = seeds
+        self.names = tuple(params)
+        self.stacked = nn.ParameterList([nn.Parameter(params[n]) for n in self.names])
+        # The template holds the structure only (meta tensors); it is not a submodule, so
+        # .to() and .parameters() see the stacked parameters alone.
+        self.__dict__["_template"] = copy.deepcopy(models[0]).to("meta")
+
+    @property
+    def size(self) -> int:
+        """``s``, the number of members."""
+        return len(self.seeds)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[0] != self.size:
+            raise ValueError(f"x must have one batch per member: shape (s={self.size}, ...), got {tuple(x.shape)}")
+        template, names = self._template, self.names
+
+        def one(weights, x_j):  # one member: x_j (b, t, d) -> (b, t, k)
+            return functional_call(template, dict(zip(names, weights)), (x_j,))[0]
+
+        return vmap(one)(tuple(self.stacked), x)  # (s, b, t, k)
+
+    def member(self, j: int) -> nn.Module:
+        """A stand-alone copy of member ``j``: an ordinary model with its trained parameters."""
+        if not 0 <= j < self.size:
+            raise IndexError(f"member must be in [0, {self.size}), got {j}")
+        first = self.stacked[0]
+        model = copy.deepcopy(self._template).to_empty(device=first.device).to(first.dtype)
+        with torch.no_grad():
+            for name, p in zip(self.names, self.stacked):
+                model.get_parameter(name).copy_(p[j])
+        return model.eval()
+
+
+def stacked_batches(make_batch: Callable[[np.random.Generator], tuple], size: int):
+    """A ``make_batch`` for an ensemble: ``size`` batches drawn one after another, stacked.
+
+    Each array of the result gets a leading member axis: (s, b, ...).
+    """
+
+    def make(rng):
+        parts = [make_batch(rng) for _ in range(size)]
+        return tuple(np.stack(arrays) for arrays in zip(*parts))
+
+    return make
+
+
+def last_step_ce(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of the last step's logits: out (b, t, k), labels y (b,)."""
+    return nn.functional.cross_entropy(out[:, -1], y)
+
+
+def last_step_mse(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Mean squared error of the last step's output: out (b, t, k), targets y (b, k)."""
+    return nn.functional.mse_loss(out[:, -1], y)
+
+
+class MemberLosses:
+    """A ``loss_fn`` for :func:`lstm_lab.train.train` on a :class:`SeedEnsemble`.
+
+    ``objective(out (b, t, k), *targets) -> scalar`` scores one member. The call returns
+    the sum of the members' losses (so each member gets exactly its own gradient) and
+    records every member's loss; :attr:`losses` is then an array (s, steps).
+    """
+
+    def __init__(self, objective: Callable[..., torch.Tensor]):
+        self.objective = objective
+        self._steps: list[torch.Tensor] = []
+
+    def __call__(self, ensemble: SeedEnsemble, x: torch.Tensor, *targets: torch.Tensor) -> torch.Tensor:
+        out = ensemble(x)  # (s, b, t, k)
+        losses = torch.stack([self.objective(out[j], *(y[j] for y in targets)) for j in range(out.shape[0])])
+        self._steps.append(losses.detach())
+        return losses.sum()
+
+    @property
+    def losses(self) -> np.ndarray:
+        if not self._steps:
+            return np.zeros((0, 0))
+        return torch.stack(self._steps, dim=1).cpu().numpy()  # (s, steps)
+
+
+# ----------------------------------------------------------------------------- the odyssey
+@dataclass
+class OdysseyResult:
+    """What :func:`run_odyssey` measured.
+
+    ``metrics[variant][name]`` is an array (s,), one value per seed; ``train_losses[variant]``
+    an array (s, steps); ``num_params[variant]`` the parameter count of one model.
+    """
+
+    variants: tuple[str, ...]
+    seeds: tuple[int, ...]
+    metrics: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+    train_losses: dict[str, np.ndarray] = field(default_factory=dict)
+    num_params: dict[str, int] = field(default_factory=dict)
+
+    def values(self, metric: str) -> dict[str, np.ndarray]:
+        """``{variant: per-seed values (s,)}`` of one metric."""
+        if metric not in self.metrics[self.variants[0]]:
+            raise KeyError(f"unknown metric {metric!r}; measured: {', '.join(self.metrics[self.variants[0]])}")
+        return {v: self.metrics[v][metric] for v in self.variants}
+
+    def table(self, metric: str, *, decimals: int = 3, sort: bool = True, lower_is_better: bool = True) -> str:
+        """A plain-text table: one row per variant with the median, mean, min and max over
+        the seeds, and every seed's value; sorted from best to worst if ``sort`` (by the
+        median, ties broken by the mean)."""
+        vals = self.values(metric)
+        order = list(self.variants)
+        if sort:  # by the median, ties broken by the mean
+            sign = 1 if lower_is_better else -1
+            order.sort(key=lambda v: (sign * np.median(vals[v]), sign * vals[v].mean()))
+        fmt = f"{{:>{decimals + 4}.{decimals}f}}"
+        cols = ("median", "mean", "min", "max")
+        head = f"{'variant':<9}{'params':>7}" + "".join(f"{c:>{decimals + 4}}" for c in cols)
+        lines = [f"{metric} over seeds {', '.join(map(str, self.seeds))}", head + "   per seed"]
+        for v in order:
+            a = vals[v]
+            stats = (np.median(a), a.mean(), a.min(), a.max())
+            row = f"{v:<9}{self.num_params[v]:>7}" + "".join(fmt.format(s) for s in stats)
+            lines.append(row + "   " + " ".join(f"{x:.{decimals}f}" for x in a))
+        return "\n".join(lines)
+
+
+def run_odyssey(
+    make_model: Callable[[str], nn.Module],
+    make_batch: Callable[[np.random.Generator], tuple],
+    objective: Callable[..., torch.Tensor],
+    evaluate: Callable[[nn.Module], Mapping[str, float]],
+    *,
+    variants: Sequence[str],
+    seeds: Sequence[int],
+    steps: int,
+    lr: float = 1e-2,
+    data_seed: int = 0,
+    device: str | torch.device = "auto",
+) -> OdysseyResult:
+    """Train every variant with every seed and measure each trained model.
+
+    Parameters
+    ----------
+    make_model
+        ``make_model(variant)`` builds one model, e.g.
+        ``lambda v: SequenceModel(LSTM(8, 16, variant=v, impl="cell"), 4)``.
+    make_batch
+        ``make_batch(rng)`` returns one batch ``(x, *targets)`` as for :func:`lstm_lab.train.train`.
+    objective
+        ``objective(out (b, t, k), *targets) -> scalar``, e.g. :func:`last_step_ce`.
+    evaluate
+        ``evaluate(model) -> {metric: float}`` for one trained model (in eval mode).
+    variants, seeds
+        Every variant is trained once per seed; seed ``j`` initialises the model, and the
+        members of one variant draw different batches from one stream seeded by
+        ``data_seed`` (the same stream for every variant).
+    steps, lr
+        Adam steps and learning rate.
+    """
+    seeds = tuple(int(s) for s in seeds)
+    result = OdysseyResult(variants=tuple(variants), seeds=seeds)
+    for variant in result.variants:
+        ensemble = SeedEnsemble(lambda: make_model(variant), seeds)  # noqa: B023
+        loss_fn = MemberLosses(objective)
+        train(ensemble, stacked_batches(make_batch, len(seeds)), loss_fn, steps=steps, lr=lr,
+              seed=data_seed, device=device)
+        result.train_losses[variant] = loss_fn.losses
+        members = [ensemble.member(j) for j in range(len(seeds))]
+        result.num_params[variant] = sum(p.numel() for p in members[0].parameters())
+        measured = [dict(evaluate(m)) for m in members]
+        result.metrics[variant] = {k: np.array([m[k] for m in measured]) for k in measured[0]}
+    return result
+
+
+def plot_odyssey(
+    result: OdysseyResult,
+    metric: str,
+    *,
+    reference: str | None = None,
+    log: bool = False,
+    ylabel: str | None = None,
+    title: str | None = None,
+    ax=None,
+):
+    """A strip plot: one column per variant, one dot per seed, a bar at the median.
+
+    ``reference`` draws a dashed line at that variant's median across the whole plot.
+    Returns the figure.
+    """
+    vals = result.values(metric)
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(8, 3.4), constrained_layout=True)
+    else:
+        fig = ax.figure
+    n = len(result.seeds)
+    offsets = np.linspace(-0.18, 0.18, n) if n > 1 else np.zeros(1)  # fixed jitter: reproducible
+    for i, v in enumerate(result.variants):
+        a = vals[v]
+        ax.scatter(i + offsets, a, s=18, color="C0", alpha=0.8, zorder=3)
+        ax.hlines(np.median(a), i - 0.3, i + 0.3, color="C1", lw=2, zorder=4)
+    if reference is not None:
+        ax.axhline(np.median(vals[reference]), color="0.4", ls="--", lw=1,
+                   label=f"median of {reference}")
+        ax.legend(fontsize=8, loc="best")
+    ax.set_xticks(range(len(result.variants)), result.variants)
+    if log:
+        ax.set_yscale("log")
+    ax.set_ylabel(ylabel or metric)
+    ax.set_xlabel("variant (one dot per seed, bar at the median)")
+    if title:
+        ax.set_title(title)
+    ax.grid(alpha=0.3, axis="y", which="both")
+    return fig
+
+
+# ----------------------------------------------------------------------------- continual Reber
+def long_range_accuracy(model: nn.Module, stream: Mapping[str, np.ndarray]) -> float:
+    """Accuracy of the most likely next symbol at the long-range steps of a Reber stream.
+
+    ``stream`` is a dict from :func:`lstm_lab.tasks.continual_embedded_reber`; the model
+    (a :class:`lstm_lab.nn.SequenceModel` with 7 outputs) runs over the whole of ``stream["x"]``
+    from a zero state, never reset. At a long-range step the target is the penultimate
+    ``T``/``P`` of an embedded string, which must repeat the string's second symbol.
+    """
+    guess = predict(model, stream["x"]).argmax(-1).cpu().numpy()  # (b, t)
+    where = np.asarray(stream["long_range"], dtype=bool)
+    return float((guess == stream["y"])[where].mean())
+
+
+def cell_state_norms(model: nn.Module, x: np.ndarray) -> np.ndarray:
+    """Mean over the batch of ``||c_t||`` at every step, from the NumPy LSTM.
+
+    ``model`` is a :class:`lstm_lab.nn.SequenceModel` whose core is a one-layer
+    :class:`lstm_lab.nn.LSTM` (any variant) fed ``x`` (b, t, d) directly (no embedding).
+    Its weights are copied with ``scratch_params()`` and ``x`` is run through
+    :func:`lstm_lab.scratch.lstm_forward` in float64. Returns an array (t,).
+    """
+    core = model.core
+    _, cache = scratch.lstm_forward(np.asarray(x, dtype=np.float64), core.scratch_params(), variant=core.variant)
+    return np.linalg.norm(cache["cs"], axis=-1).mean(axis=0)  # (b, t, h) -> (t,)
+
+
+# ----------------------------------------------------------------------------- time to solve
+def steps_to_solve(losses: Sequence[float] | History, *, threshold: float, window: int) -> int | None:
+    """The first step count ``n >= window`` at which the mean of the last ``window`` losses
+    is below ``threshold``; None if that never happens."""
+    losses = np.asarray(getattr(losses, "losses", losses), dtype=float)
+    if losses.size < window:
+        return None
+    csum = np.concatenate([[0.0], np.cumsum(losses)])
+    means = (csum[window:] - csum[:-window]) / window  # means[i]: steps i+1 .. i+window
+    below = np.flatnonzero(means < threshold)
+    return int(below[0] + window) if below.size else None
+
+
+def stop_when_solved(*, threshold: float, window: int) -> Callable[[int, History], bool]:
+    """A ``stop_when`` for :func:`lstm_lab.train.train`: stop as soon as
+    :func:`steps_to_solve` would report the current step."""
+
+    def stop(step: int, history: History) -> bool:
+        n = len(history.losses)
+        return n >= window and float(np.mean(history.losses[-window:])) < threshold
+
+    return stop
+
+
+def solve_times(
+    make_model: Callable[[], nn.Module],
+    make_batch: Callable[[np.random.Generator], tuple],
+    loss_fn: Callable[..., torch.Tensor],
+    *,
+    seeds: Sequence[int],
+    max_steps: int,
+    threshold: float,
+    window: int,
+    lr: float = 1e-3,
+    clip_norm: float | None = None,
+    device: str | torch.device = "auto",
+) -> list[int | None]:
+    """Train one model per seed until it solves the task; the steps each needed (None: not
+    within ``max_steps``). Seed ``j`` initialises the model and draws its batches."""
+    out = []
+    for seed in seeds:
+        seed_everything(int(seed))
+        model = make_model()
+        history = train(model, make_batch, loss_fn, steps=max_steps, lr=lr, clip_norm=clip_norm,
+                        device=device, seed=int(seed), stop_when=stop_when_solved(threshold=threshold, window=window))
+        out.append(steps_to_solve(history, threshold=threshold, window=window))
+    return out
+
+
+class ReberChunks:
+    """A ``make_batch`` that serves continual embedded Reber streams in consecutive chunks.
+
+    Each call returns ``(x (b, chunk, 7), y (b, chunk), fresh)``: the next ``chunk`` symbols
+    of ``b`` streams and their next-symbol targets. Every ``chunks_per_stream`` calls it draws
+    ``b`` new streams (with the generator it is given) and ``fresh`` is True (a 0-d bool
+    array): a model that carries its state from chunk to chunk (:class:`CarriedStateLoss`)
+    starts again from zeros there, and nowhere else.
+    """
+
+    def __init__(self, *, batch_size: int, chunk: int, chunks_per_stream: int):
+        self.batch_size, self.chunk, self.chunks_per_stream = batch_size, chunk, chunks_per_stream
+        self._next = 0
+        self._stream: dict | None = None
+
+    def __call__(self, rng: np.random.Generator):
+        if self._next == 0:
+            self._stream = continual_embedded_reber(
+                batch_size=self.batch_size, length=self.chunk * self.chunks_per_stream, rng=rng
+            )
+        part = slice(self._next * self.chunk, (self._next + 1) * self.chunk)
+        fresh = np.array(self._next == 0)
+        self._next = (self._next + 1) % self.chunks_per_stream
+        return self._stream["x"][:, part], self._stream["y"][:, part], fresh
+
+
+class CarriedStateLoss:
+    """A ``loss_fn`` for :func:`lstm_lab.train.train`: next-symbol cross-entropy at every step,
+    with the model's final state carried (detached) into the next call.
+
+    Called as ``loss_fn(model, x, y, fresh)`` with batches from :class:`ReberChunks`; the
+    state restarts from zeros when ``fresh`` is True. Backpropagation stops at the chunk's
+    start (truncated BPTT), but the forward pass never forgets: the model sees one long stream.
+    """
+
+    def __init__(self):
+        self.state = None
+
+    def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, fresh: torch.Tensor) -> torch.Tensor:
+        if bool(fresh):
+            self.state = None
+        out, state = model(x, self.state)  # (b, chunk, 7)
+        self.state = tuple(s.detach() for s in state) if isinstance(state, tuple) else state.detach()
+        return nn.functional.cross_entropy(out.flatten(0, 1), y.flatten())
