@@ -266,3 +266,21 @@ def test_notebook_code_fits_the_page(path):
         if cell.cell_type == "code":
             for line in cell.source.splitlines():
                 assert len(line) <= 88, f"{path.name}: code line of {len(line)} characters: {line}"
+
+
+def test_coalesce_streams_merges_consecutive_prints():
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print(1); print(2)")])
+    nb.cells[0].outputs = [nbformat.v4.new_output("stream", name="stdout", text="1\n"),
+                           nbformat.v4.new_output("stream", name="stdout", text="2\n"),
+                           nbformat.v4.new_output("stream", name="stderr", text="w\n")]
+    course.coalesce_streams(nb)
+    assert [(o.name, o.text) for o in nb.cells[0].outputs] == [("stdout", "1\n2\n"), ("stderr", "w\n")]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_streams_are_coalesced(path):
+    for cell in _nb(path).cells:
+        kinds = [(o.output_type, o.get("name")) for o in cell.get("outputs", [])]
+        assert all(a != b or a[0] != "stream" for a, b in zip(kinds, kinds[1:])), (
+            f"{path.name}: consecutive stream outputs; re-run `make execute`"
+        )

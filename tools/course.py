@@ -166,6 +166,25 @@ _PEAK_RSS_PROBE = (
 )
 
 
+def coalesce_streams(nb) -> None:
+    """Merge consecutive stdout (or stderr) outputs of a cell, in place.
+
+    How a kernel splits printed text into messages depends on timing; merging them makes the
+    stored notebook the same on every run, so re-executing it changes nothing in git.
+    """
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        merged = []
+        for out in cell.get("outputs", []):
+            if (out.output_type == "stream" and merged and merged[-1].output_type == "stream"
+                    and merged[-1].name == out.name):
+                merged[-1].text += out.text
+            else:
+                merged.append(out)
+        cell.outputs = merged
+
+
 def execute(paths: list[Path], timeout: int = 900) -> list[tuple[Path, float, float | None]]:
     """Run each notebook top to bottom in the current environment and store its outputs.
 
@@ -194,6 +213,7 @@ def execute(paths: list[Path], timeout: int = 900) -> list[tuple[Path, float, fl
             probe_cell = nb.cells.pop()
             peak_mb = int(probe_cell.outputs[0]["text"].strip()) / 2**20
         nb.metadata.pop("widgets", None)
+        coalesce_streams(nb)
         path.write_text(_dump_notebook(nb), encoding="utf-8")
         results.append((path, seconds, peak_mb))
     return results
