@@ -34,7 +34,7 @@ from torch.func import functional_call, stack_module_state, vmap
 from lstm_lab import scratch
 from lstm_lab.runtime import seed_everything
 from lstm_lab.tasks import continual_embedded_reber
-from lstm_lab.train import History, predict, train
+from lstm_lab.train import History, predict, running_mean, train
 
 __all__ = [
     "SeedEnsemble",
@@ -332,8 +332,7 @@ def steps_to_solve(losses: Sequence[float] | History, *, threshold: float, windo
     losses = np.asarray(getattr(losses, "losses", losses), dtype=float)
     if losses.size < window:
         return None
-    csum = np.concatenate([[0.0], np.cumsum(losses)])
-    means = (csum[window:] - csum[:-window]) / window  # means[i]: steps i+1 .. i+window
+    means = running_mean(losses, window)[window - 1 :]  # means[i]: steps i+1 .. i+window
     below = np.flatnonzero(means < threshold)
     return int(below[0] + window) if below.size else None
 

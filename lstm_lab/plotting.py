@@ -12,6 +12,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from lstm_lab.scratch.activations import dsigmoid, dtanh, sigmoid, tanh
+from lstm_lab.train import running_mean
 
 
 def plot_activations(x_range: tuple[float, float] = (-6.0, 6.0), num: int = 601):
@@ -119,13 +120,7 @@ def plot_gradient_norms(
         lag = np.arange(norms.shape[0])
         keep = norms > 0
         ax.semilogy(lag[keep], norms[keep], label=label)
-    ax.set_xlabel("lag $k$ (steps back from the loss)")
-    ax.set_ylabel(ylabel)
-    if title:
-        ax.set_title(title)
-    ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8)
-    return fig
+    return _finish_axes(ax, "lag $k$ (steps back from the loss)", ylabel, title)
 
 
 def plot_losses(
@@ -152,21 +147,12 @@ def plot_losses(
         losses = np.asarray(getattr(hist, "losses", hist), dtype=float)
         if losses.ndim != 1 or losses.size == 0:
             raise ValueError(f"histories[{label!r}] must be a non-empty 1-D sequence of losses")
-        csum = np.concatenate([[0.0], np.cumsum(losses)])
-        idx = np.arange(1, losses.size + 1)
-        lo = np.maximum(0, idx - window)
-        ax.plot(idx, (csum[idx] - csum[lo]) / (idx - lo), label=label)
+        ax.plot(np.arange(1, losses.size + 1), running_mean(losses, window), label=label)
     if baseline is not None:
         ax.axhline(baseline, color="0.3", ls="--", lw=1, label=baseline_label)
     if log:
         ax.set_yscale("log")
-    ax.set_xlabel("training step")
-    ax.set_ylabel(ylabel)
-    if title:
-        ax.set_title(title)
-    ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8)
-    return fig
+    return _finish_axes(ax, "training step", ylabel, title)
 
 
 def plot_heatmaps(
@@ -215,6 +201,16 @@ def plot_heatmaps(
     if title:
         axes[0].set_title(title)
     return fig
+
+
+def _finish_axes(ax, xlabel: str, ylabel: str, title: str | None):
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    return ax.figure
 
 
 def _figure(ax, figsize):

@@ -35,11 +35,16 @@ class History:
 
     def smoothed(self, window: int = 50) -> np.ndarray:
         """Running mean of the loss over the last ``window`` steps (shorter at the start)."""
-        losses = np.asarray(self.losses, dtype=float)
-        csum = np.concatenate([[0.0], np.cumsum(losses)])
-        idx = np.arange(1, len(losses) + 1)
-        lo = np.maximum(0, idx - window)
-        return (csum[idx] - csum[lo]) / (idx - lo)
+        return running_mean(self.losses, window)
+
+
+def running_mean(values: Sequence[float] | np.ndarray, window: int) -> np.ndarray:
+    """Mean of the last ``window`` values at every position (fewer at the start), shape (n,)."""
+    values = np.asarray(values, dtype=float)
+    csum = np.concatenate([[0.0], np.cumsum(values)])
+    idx = np.arange(1, values.size + 1)
+    lo = np.maximum(0, idx - window)
+    return (csum[idx] - csum[lo]) / (idx - lo)
 
 
 def train(
