@@ -22,6 +22,8 @@ Tasks:
   :func:`embedded_reber_batch`, :func:`continual_embedded_reber`: the (embedded) Reber grammar.
 - :func:`load_corpus`, :class:`CharVocab`, :func:`char_lm_batch`: a small English corpus
   for character-level language models.
+- :func:`selective_copying`: reproduce the data tokens scattered among noise, in order.
+- :func:`associative_recall`: multi-query associative recall over key-value pairs.
 """
 
 from __future__ import annotations
@@ -51,6 +53,8 @@ __all__ = [
     "CharVocab",
     "char_lm_batch",
     "as_tensors",
+    "selective_copying",
+    "associative_recall",
 ]
 
 ADDING_BASELINE_MSE = 1.0 / 6.0
@@ -666,3 +670,98 @@ def as_tensors(*arrays, device=None, dtype=None):
         else:
             raise TypeError(f"arrays[{i}] must have a float, integer or bool dtype, got {arr.dtype}")
     return tensors[0] if len(tensors) == 1 else tuple(tensors)
+
+
+# ----------------------------------------------------------------------------- recall tasks
+def selective_copying(*, batch_size, seq_len, num_tokens, vocab_size, seed=None, rng=None):
+    """Selective copying (Gu & Dao 2023): copy the data tokens scattered among noise, in order.
+
+    Token ids: ``0`` is the noise token, ``1..vocab_size-1`` are data tokens and ``vocab_size``
+    is the recall marker, so the input vocabulary has ``vocab_size + 1`` ids (the targets only
+    ``1..vocab_size-1``). The first ``seq_len`` steps hold ``num_tokens`` data tokens, drawn
+    uniformly (with repetition), at distinct positions drawn uniformly and kept in increasing
+    order; every other step of them is noise. Then come ``num_tokens`` recall markers, one per
+    token to emit. Unlike the copy task, where the data sit at fixed steps, the model must
+    choose what to store from the content of each token.
+
+    Parameters
+    ----------
+    batch_size
+        ``b >= 1``.
+    seq_len
+        Steps of the noisy part, ``>= num_tokens``.
+    num_tokens
+        Data tokens per sequence, ``>= 1``.
+    vocab_size
+        ``>= 2``: data tokens are ``1..vocab_size-1``; the marker is ``vocab_size``.
+    seed, rng
+        Exactly one: an int seed or a :class:`numpy.random.Generator`.
+
+    Returns
+    -------
+    x : numpy.ndarray of int64, shape ``(b, seq_len + num_tokens)``
+        Token ids in ``[0, vocab_size]``.
+    y : numpy.ndarray of int64, shape ``(b, num_tokens)``
+        The data tokens in the order they appear in ``x``; a model reads them out at the
+        ``num_tokens`` marker steps.
+    """
+    b = _check_int("batch_size", batch_size, 1)
+    n = _check_int("num_tokens", num_tokens, 1)
+    t = _check_int("seq_len", seq_len, n)
+    k = _check_int("vocab_size", vocab_size, 2)
+    rng = _generator(seed, rng)
+    positions = np.sort(np.argsort(rng.random((b, t)), axis=1)[:, :n], axis=1)  # (b, n): distinct, increasing
+    data = rng.integers(1, k, size=(b, n)).astype(np.int64)  # (b, n)
+    x = np.zeros((b, t + n), dtype=np.int64)  # (b, t + n), noise 0
+    x[np.arange(b)[:, None], positions] = data
+    x[:, t:] = k  # the recall markers
+    return x, data
+
+
+def associative_recall(*, batch_size, num_pairs, num_queries, num_keys, num_values, seed=None, rng=None):
+    """Multi-query associative recall (MQAR; Arora et al. 2023, "Zoology").
+
+    Token ids: keys are ``0..num_keys-1`` and values are ``num_keys..num_keys+num_values-1``
+    (disjoint ranges; the vocabulary has ``num_keys + num_values`` ids). A sequence shows
+    ``num_pairs`` key-value pairs ``k1 v1 k2 v2 ...`` with distinct keys drawn uniformly
+    without replacement and values drawn uniformly (values may repeat), then ``num_queries``
+    queries: distinct keys of its pairs in random order (each pair is asked at most once,
+    as in Zoology). The target of each query is the value paired with that key.
+
+    Parameters
+    ----------
+    batch_size
+        ``b >= 1``.
+    num_pairs
+        Key-value pairs per sequence, in ``[1, num_keys]``.
+    num_queries
+        Queries per sequence, in ``[1, num_pairs]``.
+    num_keys
+        Size of the key vocabulary, ``>= 1``.
+    num_values
+        Size of the value vocabulary, ``>= 1``.
+    seed, rng
+        Exactly one: an int seed or a :class:`numpy.random.Generator`.
+
+    Returns
+    -------
+    x : numpy.ndarray of int64, shape ``(b, 2 * num_pairs + num_queries)``
+        The pairs, then the queries.
+    y : numpy.ndarray of int64, shape ``(b, num_queries)``
+        The value token of each query's key.
+    """
+    b = _check_int("batch_size", batch_size, 1)
+    num_keys = _check_int("num_keys", num_keys, 1)
+    num_values = _check_int("num_values", num_values, 1)
+    p = _check_int("num_pairs", num_pairs, 1, num_keys)
+    nq = _check_int("num_queries", num_queries, 1, p)
+    rng = _generator(seed, rng)
+    rows = np.arange(b)[:, None]
+    keys = np.argsort(rng.random((b, num_keys)), axis=1)[:, :p].astype(np.int64)  # (b, p): distinct keys
+    values = num_keys + rng.integers(0, num_values, size=(b, p)).astype(np.int64)  # (b, p)
+    asked = np.argsort(rng.random((b, p)), axis=1)[:, :nq]  # (b, nq): which pairs are queried
+    x = np.empty((b, 2 * p + nq), dtype=np.int64)  # (b, 2p + nq)
+    x[:, 0 : 2 * p : 2] = keys
+    x[:, 1 : 2 * p : 2] = values
+    x[:, 2 * p :] = keys[rows, asked]
+    return x, values[rows, asked]

@@ -1,0 +1,170 @@
+"""The Mamba block (Gu and Dao, 2023): a selective SSM between a gated MLP's two projections.
+
+Glossary (book symbols -> code):
+
+- b batch, t time steps, d ``d_model`` (the block's width), e ``d_inner = expand * d_model``
+  (the SSM's channels), n ``d_state`` (state size per channel), r ``dt_rank``, k ``d_conv``.
+- ``in_proj`` (d -> 2e): x and the gate z; ``conv1d``: causal depthwise convolution over time,
+  kernel k, padded on the left only; ``x_proj`` (e -> r + 2n): delta's low-rank input, B_t, C_t;
+  ``dt_proj`` (r -> e): delta_t = softplus(dt_proj(.)); ``A_log`` (e, n): A = -exp(A_log);
+  ``D`` (e,): skip; ``out_proj`` (e -> d).
+- The SSM input matrix is B (capital); the batch size is b (lowercase).
+
+Forward pass, per time step (all steps at once in :meth:`MambaBlock.forward`)::
+
+    x, z  = in_proj(u)                          # (b, t, e) each
+    x     = SiLU(causal_conv1d(x))              # (b, t, e)
+    dt, B, C = x_proj(x)                        # (b, t, r), (b, t, n), (b, t, n)
+    delta = softplus(dt_proj(dt))               # (b, t, e), > 0
+    y     = selective_scan(x, delta, A, B, C, D)   # eq-s6-recurrence
+    out   = out_proj(y * SiLU(z))               # (b, t, d)
+
+Discretisation: ZOH for A and B_bar = delta B (``discretization="zoh_a_euler_b"``, eq-ssm-zoh-a and
+eq-ssm-simple-b), as in Mamba's reference code. Generation: :meth:`MambaBlock.step` consumes one
+token with a constant-size state ``(conv_state (b, e, k - 1), ssm_state (b, e, n))``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lstm_lab.nn.base import check_input, check_size
+from lstm_lab.ssm import SCAN_METHODS, s4d_real_A_log, selective_scan, selective_step
+
+
+class MambaBlock(nn.Module):
+    """One Mamba block: (b, t, d_model) -> (b, t, d_model), no residual and no normalisation.
+
+    ``dt_rank`` defaults to ceil(d_model / 16), as in Mamba. ``scan_method`` is the ``method`` of
+    :func:`lstm_lab.ssm.selective_scan`: "sequential" (the readable loop), or "parallel",
+    "chunked", "auto" (:func:`lstm_lab.scan.linear_scan`).
+    """
+
+    def __init__(
+        self,
+        d_model: int,
+        d_state: int = 16,
+        expand: int = 2,
+        d_conv: int = 4,
+        dt_rank: int | None = None,
+        *,
+        scan_method: str = "auto",
+        dt_min: float = 1e-3,
+        dt_max: float = 1e-1,
+    ):
+        super().__init__()
+        self.d_model = check_size(d_model, "d_model")
+        self.d_state = check_size(d_state, "d_state")
+        self.expand = check_size(expand, "expand")
+        self.d_conv = check_size(d_conv, "d_conv")
+        self.dt_rank = math.ceil(self.d_model / 16) if dt_rank is None else check_size(dt_rank, "dt_rank")
+        if scan_method not in SCAN_METHODS:
+            raise ValueError(f"scan_method must be one of {', '.join(map(repr, SCAN_METHODS))}, got {scan_method!r}")
+        if not 0 < dt_min <= dt_max:
+            raise ValueError(f"need 0 < dt_min <= dt_max, got dt_min = {dt_min!r}, dt_max = {dt_max!r}")
+        self.scan_method = scan_method
+        self.dt_min, self.dt_max = float(dt_min), float(dt_max)
+        self.d_inner = e = self.expand * self.d_model
+        n, r = self.d_state, self.dt_rank
+        self.in_proj = nn.Linear(self.d_model, 2 * e, bias=False)
+        self.conv1d = nn.Conv1d(e, e, kernel_size=self.d_conv, groups=e, bias=True)  # depthwise; we pad
+        self.x_proj = nn.Linear(e, r + 2 * n, bias=False)
+        self.dt_proj = nn.Linear(r, e, bias=True)
+        self.A_log = nn.Parameter(torch.empty(e, n))
+        self.D = nn.Parameter(torch.empty(e))
+        self.out_proj = nn.Linear(e, self.d_model, bias=False)
+        self.reset_ssm_parameters()
+
+    @torch.no_grad()
+    def reset_ssm_parameters(self) -> None:
+        """Mamba's initialisation of the SSM parameters (the linear layers keep torch's).
+
+        - ``dt_proj.weight`` uniform in (-r^-1/2, r^-1/2);
+        - ``dt_proj.bias`` = softplus^-1(delta0), delta0 log-uniform in [dt_min, dt_max], so that
+          delta = softplus(dt_proj(0)) starts in [1e-3, 1e-1];
+        - ``A_log`` S4D-real (A[:, k] = -(k + 1)); ``D`` ones.
+        """
+        bound = self.dt_rank**-0.5
+        self.dt_proj.weight.uniform_(-bound, bound)
+        u = torch.rand(self.d_inner, dtype=self.dt_proj.bias.dtype, device=self.dt_proj.bias.device)
+        delta0 = torch.exp(u * (math.log(self.dt_max) - math.log(self.dt_min)) + math.log(self.dt_min))
+        self.dt_proj.bias.copy_(delta0 + torch.log(-torch.expm1(-delta0)))  # softplus^-1: log(exp(x) - 1)
+        self.A_log.copy_(s4d_real_A_log(self.d_inner, self.d_state, dtype=self.A_log.dtype, device=self.A_log.device))
+        self.D.fill_(1.0)
+
+    # ------------------------------------------------------------------ pieces shared by forward and step
+    def _ssm_inputs(self, x: torch.Tensor):
+        """x (..., e) after the conv and SiLU -> delta (..., e), B (..., n), C (..., n)."""
+        dt, B, C = self.x_proj(x).split([self.dt_rank, self.d_state, self.d_state], dim=-1)  # (..., r), (..., n) x2
+        delta = F.softplus(self.dt_proj(dt))  # (..., e), > 0
+        return delta, B, C
+
+    def forward(self, u: torch.Tensor, *, return_state: bool = False):
+        """Run the block over ``u`` (b, t, d_model); returns (b, t, d_model).
+
+        With ``return_state`` returns ``(out, state)``, ``state`` as for :meth:`step`, so that
+        generation can go on from the end of ``u`` (a prompt).
+        """
+        u = check_input(u, self.d_model, self.A_log, name="u")
+        b, t, _ = u.shape
+        x, z = self.in_proj(u).chunk(2, dim=-1)  # (b, t, e) each
+        x_c = F.pad(x.transpose(1, 2), (self.d_conv - 1, 0))  # left padding only: causal  (b, e, t + k - 1)
+        x_conv = F.silu(self.conv1d(x_c).transpose(1, 2))  # (b, t, e)
+        delta, B, C = self._ssm_inputs(x_conv)
+        A = -torch.exp(self.A_log)  # (e, n), negative
+        y, h = selective_scan(
+            x_conv, delta, A, B, C, self.D, method=self.scan_method, return_state=True
+        )  # eq-s6-recurrence  (b, t, e), (b, e, n)
+        out = self.out_proj(y * F.silu(z))  # (b, t, d)
+        if not return_state:
+            return out
+        conv_state = x_c[:, :, x_c.shape[2] - (self.d_conv - 1) :]  # last k - 1 conv inputs  (b, e, k - 1)
+        return out, (conv_state, h)
+
+    def initial_state(self, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Zeros: ``(conv_state (b, e, d_conv - 1), ssm_state (b, e, n))``, the parameters' dtype and device."""
+        b = check_size(batch_size, "batch_size")
+        w = self.A_log
+        return w.new_zeros(b, self.d_inner, self.d_conv - 1), w.new_zeros(b, self.d_inner, self.d_state)
+
+    def _check_state(self, state, u_t: torch.Tensor):
+        b = u_t.shape[0]
+        if state is None:
+            return self.initial_state(b)
+        shapes = ((b, self.d_inner, self.d_conv - 1), (b, self.d_inner, self.d_state))
+        if not isinstance(state, (tuple, list)) or len(state) != 2:
+            raise TypeError("state must be a tuple (conv_state, ssm_state) of tensors, or None")
+        for s, name, shape in zip(state, ("conv_state", "ssm_state"), shapes):
+            if not isinstance(s, torch.Tensor):
+                raise TypeError(f"{name} must be a torch.Tensor of shape {shape}, got {type(s).__name__}")
+            if tuple(s.shape) != shape:
+                raise ValueError(f"{name} must have shape {shape}, got {tuple(s.shape)}")
+            if s.dtype != u_t.dtype or s.device != u_t.device:
+                raise TypeError(f"{name} must match u_t's dtype and device ({u_t.dtype}, {u_t.device})")
+        return tuple(state)
+
+    def step(self, u_t: torch.Tensor, state=None):
+        """Consume one token: ``u_t`` (b, d_model) -> ``(y_t (b, d_model), state)``.
+
+        ``state`` is None (zeros) or ``(conv_state (b, e, d_conv - 1), ssm_state (b, e, n))``;
+        the new state has the same shapes, whatever the number of tokens seen. The inputs are
+        not modified.
+        """
+        if not isinstance(u_t, torch.Tensor):
+            raise TypeError(f"u_t must be a torch.Tensor of shape (b, d_model), got {type(u_t).__name__}")
+        if u_t.dim() != 2:
+            raise ValueError(f"u_t must have shape (b, d_model), one time step, got shape {tuple(u_t.shape)}")
+        u_t = check_input(u_t[:, None], self.d_model, self.A_log, name="u_t")[:, 0]  # (b, d)
+        conv_state, h = self._check_state(state, u_t)
+        x_t, z_t = self.in_proj(u_t).chunk(2, dim=-1)  # (b, e) each
+        window = torch.cat([conv_state, x_t[..., None]], dim=-1)  # (b, e, k)
+        x_conv = F.silu((window * self.conv1d.weight[:, 0]).sum(-1) + self.conv1d.bias)  # (b, e)
+        delta_t, B_t, C_t = self._ssm_inputs(x_conv)  # (b, e), (b, n), (b, n)
+        A = -torch.exp(self.A_log)  # (e, n)
+        y_t, h = selective_step(x_conv, delta_t, A, B_t, C_t, self.D, h)  # eq-s6-recurrence
+        out = self.out_proj(y_t * F.silu(z_t))  # (b, d)
+        return out, (window[..., 1:], h)
