@@ -65,6 +65,20 @@ def check_state_tensor(s, name: str, shape: tuple[int, ...], x: torch.Tensor) ->
     return s
 
 
+def add_parameters(module: nn.Module, shapes: dict[str, tuple[int, ...]]) -> None:
+    """Register an uninitialised parameter of each given shape under its book name."""
+    for name, shape in shapes.items():
+        module.register_parameter(name, nn.Parameter(torch.empty(shape)))
+
+
+@torch.no_grad()
+def uniform_init(module: nn.Module, hidden_size: int) -> None:
+    """Every parameter uniform in (-1/sqrt(h), 1/sqrt(h)), the initialisation ``torch.nn`` uses."""
+    bound = 1.0 / math.sqrt(hidden_size)
+    for p in module.parameters():
+        p.uniform_(-bound, bound)
+
+
 class RecurrentLayer(nn.Module):
     """One layer: book-named parameters registered as attributes (``layer.W_xh`` ...).
 
@@ -81,18 +95,12 @@ class RecurrentLayer(nn.Module):
         self.hidden_size = hidden_size
         self.bias = bias
         self.shapes = dict(shapes)  # every parameter of the model, biases included
-        for name, shape in shapes.items():
-            if name.startswith("b_") and not bias:
-                continue
-            self.register_parameter(name, nn.Parameter(torch.empty(shape)))
+        add_parameters(self, {n: s for n, s in shapes.items() if bias or not n.startswith("b_")})
         self.reset_parameters()
 
-    @torch.no_grad()
     def reset_parameters(self) -> None:
         """Uniform in (-1/sqrt(h), 1/sqrt(h)), the initialisation ``torch.nn`` uses."""
-        bound = 1.0 / math.sqrt(self.hidden_size)
-        for p in self.parameters():
-            p.uniform_(-bound, bound)
+        uniform_init(self, self.hidden_size)
 
     def params(self) -> dict[str, torch.Tensor]:
         return dict(self.named_parameters())

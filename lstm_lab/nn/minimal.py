@@ -38,13 +38,11 @@ next in a short loop (t / chunk_size steps); ``chunk_size=None`` is the one-chun
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lstm_lab.nn.base import check_input, check_size
+from lstm_lab.nn.base import add_parameters, check_input, check_size, uniform_init
 
 __all__ = ["MinGRU", "MinLSTM", "parallel_scan_log", "sequential_scan", "DEFAULT_CHUNK_SIZE"]
 
@@ -121,17 +119,13 @@ class _MinRNN(nn.Module):
         self.input_size = check_size(input_size, "input_size")
         self.hidden_size = check_size(hidden_size, "hidden_size")
         self.chunk_size = None if chunk_size is None else check_size(chunk_size, "chunk_size")
-        for k in (*self.gates, "h"):
-            self.register_parameter(f"W_x{k}", nn.Parameter(torch.empty(self.input_size, self.hidden_size)))
-            self.register_parameter(f"b_{k}", nn.Parameter(torch.empty(self.hidden_size)))
+        d, h = self.input_size, self.hidden_size
+        add_parameters(self, {n: s for k in (*self.gates, "h") for n, s in ((f"W_x{k}", (d, h)), (f"b_{k}", (h,)))})
         self.reset_parameters()
 
-    @torch.no_grad()
     def reset_parameters(self) -> None:
         """Uniform in (-1/sqrt(h), 1/sqrt(h)), as ``torch.nn.GRU`` initialises."""
-        bound = 1.0 / math.sqrt(self.hidden_size)
-        for p in self.parameters():
-            p.uniform_(-bound, bound)
+        uniform_init(self, self.hidden_size)
 
     def pre(self, k: str, x: torch.Tensor) -> torch.Tensor:
         """x W_xk + b_k for every step at once: (b, t, d) -> (b, t, h)."""

@@ -43,7 +43,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lstm_lab.nn.base import check_input, check_size
+from lstm_lab.nn.base import add_parameters, check_input, check_size, uniform_init
 
 __all__ = ["SLSTMCell", "SLSTM", "MLSTM"]
 
@@ -101,17 +101,12 @@ class SLSTMCell(nn.Module):
         self.forget_gate = _check_forget_gate(forget_gate)
         d, h = self.input_size, self.hidden_size
         for k in self.gates:
-            self.register_parameter(f"W_x{k}", nn.Parameter(torch.empty(d, h)))
-            self.register_parameter(f"W_h{k}", nn.Parameter(torch.empty(h, h)))
-            self.register_parameter(f"b_{k}", nn.Parameter(torch.empty(h)))
+            add_parameters(self, {f"W_x{k}": (d, h), f"W_h{k}": (h, h), f"b_{k}": (h,)})
         self.reset_parameters()
 
-    @torch.no_grad()
     def reset_parameters(self) -> None:
         """Uniform in (-1/sqrt(h), 1/sqrt(h))."""
-        bound = 1.0 / math.sqrt(self.hidden_size)
-        for p in self.parameters():
-            p.uniform_(-bound, bound)
+        uniform_init(self, self.hidden_size)
 
     def initial_state(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """h = c = n = 0 and m = -inf, each (b, h), in x's dtype and device."""
@@ -217,19 +212,15 @@ class MLSTM(nn.Module):
         self.stabilised = _check_flag(stabilised, "stabilised")
         self.forget_gate = _check_forget_gate(forget_gate)
         d, h, nh = self.input_size, self.hidden_size, self.n_heads
-        for name, shape in {
+        add_parameters(self, {
             "W_xq": (d, h), "W_xk": (d, h), "W_xv": (d, h), "W_xo": (d, h), "b_o": (h,),
             "W_xi": (d, nh), "b_i": (nh,), "W_xf": (d, nh), "b_f": (nh,),
-        }.items():  # fmt: skip
-            self.register_parameter(name, nn.Parameter(torch.empty(shape)))
+        })  # fmt: skip
         self.reset_parameters()
 
-    @torch.no_grad()
     def reset_parameters(self) -> None:
         """Uniform in (-1/sqrt(h), 1/sqrt(h))."""
-        bound = 1.0 / math.sqrt(self.hidden_size)
-        for p in self.parameters():
-            p.uniform_(-bound, bound)
+        uniform_init(self, self.hidden_size)
 
     def initial_state(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         b, nh, dh = x.shape[0], self.n_heads, self.head_size
