@@ -76,6 +76,7 @@ def _torch(*arrays):
 # ----------------------------------------------------------------------------- the function
 
 
+@pytest.mark.equation("eq-attention-scores", "eq-attention-causal", "eq-attention-softmax", "eq-attention-output")
 @pytest.mark.parametrize("shape, mode", GRID, ids=GRID_IDS)
 def test_numpy_matches_torch_sdpa(shape, mode):
     q, k, v, ours, ref = _case(shape, mode)
@@ -181,6 +182,7 @@ def test_leading_axes_broadcast():
 # ----------------------------------------------------------------------------- positions
 
 
+@pytest.mark.equation("eq-positions")
 @pytest.mark.parametrize("t, d", [(1, 2), (7, 6), (50, 16)])
 def test_sinusoidal_positions_match_the_formula(t, d):
     P = np_attention.sinusoidal_positions(t, d)

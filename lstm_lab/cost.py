@@ -1,0 +1,131 @@
+"""Measuring what a sequence layer costs as the sequence grows: time, saved memory, log-log slopes.
+
+Used by chapter 5 to set attention against an LSTM and a Mamba block. Glossary: t sequence
+length; a "cost" is one number per length (seconds or bytes).
+
+- :func:`median_time`: the median wall time of a call over a few rounds (after a warm-up).
+- :func:`median_times`: several calls timed in interleaved rounds, so that a change in the
+  machine's speed affects all alike.
+- :func:`saved_bytes`: the bytes that autograd keeps for the backward pass while a function runs,
+  counted once per storage. Unlike a timing, this does not depend on the machine.
+- :func:`state_bytes`: the bytes of every tensor in a (nested) state or cache.
+- :func:`loglog_slope`: the least-squares slope of log(cost) against log(t); cost ~ t^slope.
+- :func:`plot_scaling`: cost curves on log-log axes, one panel per measurement.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import statistics
+import time
+from collections.abc import Callable, Mapping, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+
+def _sync() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def median_times(fns: Mapping[str, Callable[[], object]], *, rounds: int = 5, warmup: int = 1) -> dict[str, float]:
+    """{name: median seconds of fn()} over ``rounds`` interleaved rounds, after ``warmup`` untimed calls."""
+    if rounds < 1 or warmup < 0:
+        raise ValueError(f"need rounds >= 1 and warmup >= 0, got rounds = {rounds}, warmup = {warmup}")
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            _sync()
+            start = time.perf_counter()
+            fn()
+            _sync()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(ts) for name, ts in times.items()}
+
+
+def median_time(fn: Callable[[], object], *, rounds: int = 5, warmup: int = 1) -> float:
+    """The median seconds of ``fn()`` over ``rounds`` calls after ``warmup`` untimed ones."""
+    return median_times({"fn": fn}, rounds=rounds, warmup=warmup)["fn"]
+
+
+def saved_bytes(fn: Callable[[], object]) -> int:
+    """Bytes of the distinct storages that autograd saves for backward while ``fn()`` runs.
+
+    Parameters saved by the graph count too (a constant that does not grow with t).
+    """
+    seen: dict[tuple[str, int], int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        storage = t.untyped_storage()
+        seen[(str(t.device), storage.data_ptr())] = storage.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        fn()
+    return sum(seen.values())
+
+
+def state_bytes(state) -> int:
+    """Bytes of every tensor in ``state``: a tensor, a (nested) tuple/list/dict, a dataclass, or None."""
+    if state is None:
+        return 0
+    if isinstance(state, torch.Tensor):
+        return state.numel() * state.element_size()
+    if dataclasses.is_dataclass(state):
+        return sum(state_bytes(getattr(state, f.name)) for f in dataclasses.fields(state))
+    if isinstance(state, Mapping):
+        return sum(state_bytes(v) for v in state.values())
+    if isinstance(state, (tuple, list)):
+        return sum(state_bytes(v) for v in state)
+    if isinstance(state, (int, float, str)):
+        return 0
+    raise TypeError(f"state must hold tensors in tuples, lists, dicts or dataclasses, got {type(state).__name__}")
+
+
+def loglog_slope(lengths: Sequence[float], costs: Sequence[float]) -> float:
+    """The slope p of the least-squares line log(cost) = p log(t) + c."""
+    t, c = np.asarray(lengths, dtype=float), np.asarray(costs, dtype=float)
+    if t.shape != c.shape or t.ndim != 1 or t.size < 2:
+        raise ValueError(f"lengths and costs must be 1-D of one length >= 2, got {t.shape} and {c.shape}")
+    if np.any(t <= 0) or np.any(c <= 0):
+        raise ValueError("lengths and costs must be positive to take logarithms")
+    return float(np.polyfit(np.log(t), np.log(c), 1)[0])
+
+
+def plot_scaling(
+    lengths: Sequence[float],
+    panels: Mapping[str, Mapping[str, Sequence[float]]],
+    *,
+    xlabel: str = "sequence length $t$",
+    guides: Sequence[int] = (1, 2),
+):
+    """One log-log panel per ``{ylabel: {curve label: costs}}``, with dashed guide lines t^p.
+
+    Each guide of slope p is drawn through the first point of the panel's highest curve.
+    Returns the :class:`matplotlib.figure.Figure`.
+    """
+    if not panels:
+        raise ValueError("panels must hold at least one {ylabel: {label: costs}} entry")
+    t = np.asarray(lengths, dtype=float)
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), constrained_layout=True)
+    for ax, (ylabel, curves) in zip(np.atleast_1d(axes), panels.items()):
+        top = 0.0
+        for label, costs in curves.items():
+            c = np.asarray(costs, dtype=float)
+            if c.shape != t.shape:
+                raise ValueError(f"curve {label!r} has shape {c.shape}, lengths have {t.shape}")
+            ax.loglog(t, c, "o-", label=label)
+            top = max(top, c[0])
+        for p in guides:
+            ax.loglog(t, top * (t / t[0]) ** p, "k--", lw=0.8, alpha=0.5)
+            ax.annotate(f"$\\propto t^{p}$", (t[-1], top * (t[-1] / t[0]) ** p), fontsize=9, alpha=0.7)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=8)
+    return fig
