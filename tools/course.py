@@ -66,13 +66,31 @@ def notebook_paths(root: Path = ROOT) -> list[Path]:
     return sorted(paths)
 
 
+def toc_notebooks(root: Path = ROOT) -> list[str]:
+    """Repository paths of the notebooks the book shows, in the order of ``_toc.yml``."""
+    found: list[str] = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key in ("file", "root") and (root / f"{value}.ipynb").exists():
+                    found.append(f"{value}.ipynb")
+                else:
+                    walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(yaml.safe_load((root / "_toc.yml").read_text(encoding="utf-8")))
+    return found
+
+
 def launch_links(root: Path = ROOT) -> dict[str, str]:
-    """Colab and Binder links for every notebook, keyed by its path in the repository."""
+    """Colab and Binder links for every notebook in the book, keyed by its repository path."""
     url, branch = repository(root)
     owner_repo = url.removeprefix("https://github.com/")
     links = {}
-    for nb in notebook_paths(root):
-        rel = nb.relative_to(root).as_posix()
+    for rel in toc_notebooks(root):
         links[rel] = (
             f"https://colab.research.google.com/github/{owner_repo}/blob/{branch}/{rel}",
             f"https://mybinder.org/v2/gh/{owner_repo}/{branch}?urlpath=tree/{rel}",
