@@ -52,6 +52,7 @@ def _reference(m: MambaBlock, u: torch.Tensor) -> torch.Tensor:
     return y @ m.out_proj.weight.T
 
 
+@pytest.mark.equation("eq-s6-recurrence", "eq-ssm-zoh-a", "eq-ssm-simple-b")
 @pytest.mark.parametrize("d_conv", [1, 4])
 @pytest.mark.parametrize("method", ["sequential", "parallel"])
 def test_forward_equals_independent_reference(d_conv, method):

@@ -31,6 +31,7 @@ def inputs(shape, dtype, a_value=None, a_shape=None, seed=0):
     return a.to(dtype), b.to(dtype), h0.to(dtype)
 
 
+@pytest.mark.equation("eq-linear-recurrence", "eq-linear-scan-combine")
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("t", [1, 7, 4096])
 @pytest.mark.parametrize("method", FAST)
@@ -69,6 +70,7 @@ def test_broadcast_a_values_and_gradients(method, a_shape):
         assert_close(ours.grad, theirs.grad, **TOL[torch.float64])
 
 
+@pytest.mark.equation("eq-linear-scan-backward")
 @pytest.mark.parametrize("with_h0", [False, True])
 @pytest.mark.parametrize("t", [1, 7, 37])
 @pytest.mark.parametrize("method", FAST)

@@ -63,6 +63,7 @@ def test_s4d_real_init():
     assert torch.all(A_from_log(torch.randn(4, 4)) < 0)
 
 
+@pytest.mark.equation("eq-ssm-continuous", "eq-ssm-zoh-a", "eq-ssm-zoh-b")
 def test_zoh_is_the_exact_solution_of_the_ode_with_held_input():
     """eq-ssm-continuous, eq-ssm-zoh-a, eq-ssm-zoh-b: integrate h' = A h + B x with RK4 over one step."""
     A, B, _, _, delta = _lti(d=3, n=4, delta_range=(0.05, 0.3))
@@ -82,6 +83,7 @@ def test_zoh_is_the_exact_solution_of_the_ode_with_held_input():
     assert_close(A_bar * h0 + B_bar * x[..., None], h, rtol=1e-11, atol=1e-11)
 
 
+@pytest.mark.equation("eq-ssm-zoh-a", "eq-ssm-zoh-b")
 def test_zoh_formula_values():
     A = torch.tensor([[-1.0, -2.0]], **F64)
     B = torch.tensor([[3.0, 5.0]], **F64)
@@ -91,6 +93,7 @@ def test_zoh_formula_values():
     assert_allclose(B_bar.numpy(), [[(1 - np.exp(-0.5)) * 3.0, (1 - np.exp(-1.0)) / 2 * 5.0]], rtol=1e-14)
 
 
+@pytest.mark.equation("eq-ssm-simple-b")
 def test_euler_b_is_delta_B_and_agrees_with_zoh_to_first_order():
     A, B, _, _, delta = _lti()
     A_bar, B_bar = discretize_euler_b(A, B, delta)
@@ -112,6 +115,7 @@ def test_discretize_broadcasts_a_selective_B():
 
 
 # ----------------------------------------------------------------------------- time-invariant SSM
+@pytest.mark.equation("eq-ssm-kernel")
 def test_kernel_equals_matrix_powers():
     """eq-ssm-kernel against dense diagonal matrices raised with matrix_power."""
     A, B, C, _, delta = _lti(d=2, n=3)
@@ -127,6 +131,7 @@ def test_kernel_equals_matrix_powers():
     assert_close(K_neg, K[:, :5] * torch.tensor([1.0, -1, 1, -1, 1], **F64), **TIGHT)
 
 
+@pytest.mark.equation("eq-ssm-recurrence", "eq-ssm-convolution")
 @pytest.mark.parametrize("t", [1, 5, 64, 3000])
 def test_recurrence_equals_fft_convolution(t):
     """eq-ssm-recurrence == eq-ssm-convolution with K from eq-ssm-kernel, float64."""
@@ -140,6 +145,7 @@ def test_recurrence_equals_fft_convolution(t):
     assert_close(lti_convolution(x, lti_kernel(A_bar, B_bar, C, t)), lti_recurrence(x, A_bar, B_bar, C), **TIGHT)
 
 
+@pytest.mark.equation("eq-ssm-convolution")
 def test_fft_convolution_equals_direct_causal_sum():
     """eq-ssm-convolution: y_t = sum_k K_k x_{t-k}, with np.convolve as the reference."""
     g = torch.Generator().manual_seed(3)
@@ -182,6 +188,7 @@ def _numpy_selective(x, delta, A, B, C, D, zoh_b=False):
     return y
 
 
+@pytest.mark.equation("eq-s6-recurrence")
 @pytest.mark.parametrize("discretization", ["zoh_a_euler_b", "zoh"])
 def test_selective_loop_equals_numpy_loop(discretization):
     x, delta, A, B, C, D = _selective()
@@ -244,6 +251,7 @@ def test_gradients_reach_every_input():
 
 
 # ----------------------------------------------------------------------------- the gate view
+@pytest.mark.equation("eq-s6-gate")
 def test_one_state_selective_ssm_is_a_convex_gate():
     """eq-s6-gate: n = 1, B = C = 1, A = -1, ZOH for B, delta = softplus(w): a_t = sigmoid(-w_t) and
     h_t = a_t h_{t-1} + (1 - a_t) x_t, the GRU's / coupled LSTM's interpolation."""

@@ -1,0 +1,153 @@
+"""Small token models for the state-space chapter: a selective (Mamba) stack and its LTI twin.
+
+Glossary (book symbols -> code):
+
+- b batch, t time steps, d ``d_model``, e ``d_inner = expand * d_model`` (the SSM's channels),
+  n ``d_state``, k ``d_conv``, v the input vocabulary, m the number of output classes.
+- :class:`LTIBlock` is :class:`lstm_lab.nn.MambaBlock` with the selection removed: delta (e,),
+  B (e, n) and C (e, n) are parameters, the same at every time step, instead of functions of
+  the input. Everything else (input projection, causal depthwise convolution, SiLU, the output
+  gate SiLU(z), skip D, output projection, the initialisation of delta and A) is the same, so
+  the two blocks have almost the same number of parameters and differ only in selectivity.
+  Being time-invariant, it runs as an FFT convolution with the kernel K_k = C A_bar^k B_bar
+  (eq-ssm-kernel, eq-ssm-convolution), discretised like Mamba (eq-ssm-zoh-a, eq-ssm-simple-b).
+- :class:`SSMTokenModel`: embedding -> ``n_layers`` residual blocks ``x + block(norm(x))``
+  -> norm -> linear head, logits at every step (b, t, m).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lstm_lab.nn.base import check_input, check_size
+from lstm_lab.nn.mamba import MambaBlock
+from lstm_lab.ssm import discretize_euler_b, lti_convolution, lti_kernel, s4d_real_A_log
+
+BLOCKS = ("selective", "lti")
+
+
+class LTIBlock(nn.Module):
+    """A Mamba block whose delta, B and C do not depend on the input: (b, t, d) -> (b, t, d)."""
+
+    def __init__(self, d_model: int, d_state: int = 16, expand: int = 2, d_conv: int = 4,
+                 *, dt_min: float = 1e-3, dt_max: float = 1e-1):
+        super().__init__()
+        self.d_model = check_size(d_model, "d_model")
+        self.d_state = check_size(d_state, "d_state")
+        self.expand = check_size(expand, "expand")
+        self.d_conv = check_size(d_conv, "d_conv")
+        if not 0 < dt_min <= dt_max:
+            raise ValueError(f"need 0 < dt_min <= dt_max, got dt_min = {dt_min!r}, dt_max = {dt_max!r}")
+        self.d_inner = e = self.expand * self.d_model
+        n = self.d_state
+        self.in_proj = nn.Linear(self.d_model, 2 * e, bias=False)
+        self.conv1d = nn.Conv1d(e, e, kernel_size=self.d_conv, groups=e, bias=True)  # depthwise; we pad
+        self.dt_bias = nn.Parameter(torch.empty(e))  # delta = softplus(dt_bias)  (e,)
+        self.B = nn.Parameter(torch.empty(e, n))
+        self.C = nn.Parameter(torch.empty(e, n))
+        self.A_log = nn.Parameter(torch.empty(e, n))
+        self.D = nn.Parameter(torch.empty(e))
+        self.out_proj = nn.Linear(e, self.d_model, bias=False)
+        with torch.no_grad():  # as MambaBlock: delta0 log-uniform in [dt_min, dt_max], S4D-real A, D = 1
+            u = torch.rand(e)
+            delta0 = torch.exp(u * (math.log(dt_max) - math.log(dt_min)) + math.log(dt_min))
+            self.dt_bias.copy_(delta0 + torch.log(-torch.expm1(-delta0)))  # softplus^-1
+            self.B.normal_(0.0, n**-0.5)
+            self.C.normal_(0.0, n**-0.5)
+            self.A_log.copy_(s4d_real_A_log(e, n))
+            self.D.fill_(1.0)
+
+    def forward(self, u: torch.Tensor) -> torch.Tensor:
+        """u (b, t, d_model) -> (b, t, d_model)."""
+        u = check_input(u, self.d_model, self.A_log, name="u")
+        t = u.shape[1]
+        x, z = self.in_proj(u).chunk(2, dim=-1)  # (b, t, e) each
+        x_c = F.pad(x.transpose(1, 2), (self.d_conv - 1, 0))  # causal  (b, e, t + k - 1)
+        x_conv = F.silu(self.conv1d(x_c).transpose(1, 2))  # (b, t, e)
+        A = -torch.exp(self.A_log)  # (e, n)
+        delta = F.softplus(self.dt_bias)  # (e,), the same at every step
+        A_bar, B_bar = discretize_euler_b(A, self.B, delta)  # eq-ssm-zoh-a, eq-ssm-simple-b  (e, n)
+        K = lti_kernel(A_bar, B_bar, self.C, t)  # eq-ssm-kernel  (e, t)
+        y = lti_convolution(x_conv, K, self.D)  # eq-ssm-convolution  (b, t, e)
+        return self.out_proj(y * F.silu(z))  # (b, t, d)
+
+
+class SSMTokenModel(nn.Module):
+    """Embedding -> residual SSM blocks -> linear head: tokens (b, t) -> logits (b, t, m).
+
+    ``block`` is "selective" (:class:`lstm_lab.nn.MambaBlock`) or "lti" (:class:`LTIBlock`).
+    """
+
+    def __init__(self, vocab_size: int, output_size: int, d_model: int = 32, n_layers: int = 2,
+                 *, block: str = "selective", d_state: int = 16, expand: int = 2, d_conv: int = 4):
+        super().__init__()
+        if block not in BLOCKS:
+            raise ValueError(f"block must be one of {', '.join(map(repr, BLOCKS))}, got {block!r}")
+        self.block = block
+        self.vocab_size = check_size(vocab_size, "vocab_size")
+        self.output_size = check_size(output_size, "output_size")
+        self.d_model = check_size(d_model, "d_model")
+        self.n_layers = check_size(n_layers, "n_layers")
+        make = MambaBlock if block == "selective" else LTIBlock
+        self.embedding = nn.Embedding(self.vocab_size, self.d_model)
+        self.norms = nn.ModuleList(nn.LayerNorm(self.d_model) for _ in range(self.n_layers))
+        self.blocks = nn.ModuleList(make(self.d_model, d_state, expand, d_conv) for _ in range(self.n_layers))
+        self.norm_f = nn.LayerNorm(self.d_model)
+        self.head = nn.Linear(self.d_model, self.output_size)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """tokens (b, t) of int64 ids in [0, vocab_size) -> logits (b, t, output_size)."""
+        if not isinstance(tokens, torch.Tensor) or tokens.dim() != 2 or tokens.is_floating_point():
+            raise TypeError("tokens must be an integer torch.Tensor of shape (b, t)")
+        x = self.embedding(tokens)  # (b, t, d)
+        for norm, block in zip(self.norms, self.blocks):
+            x = x + block(norm(x))  # (b, t, d)
+        return self.head(self.norm_f(x))  # (b, t, m)
+
+
+def last_k_cross_entropy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of the last k = y.shape[1] steps' logits against y (b, k): a loss_fn for ``train``."""
+    k = y.shape[1]
+    logits = model(x)[:, -k:]  # (b, k, m)
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
+
+
+@torch.no_grad()
+def last_k_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    """Fraction of the last k = y.shape[1] steps whose arg-max logit equals y (b, k)."""
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    try:
+        logits = model(x.to(device))[:, -y.shape[1]:]  # (b, k, m)
+    finally:
+        model.train(was_training)
+    return (logits.argmax(-1).cpu() == y.cpu()).float().mean().item()
+
+
+@torch.no_grad()
+def selective_deltas(model: SSMTokenModel, tokens: torch.Tensor, layer: int = 0) -> torch.Tensor:
+    """The step sizes delta_t (b, t, e) that the selective block ``layer`` of ``model`` computes for ``tokens`` (b, t).
+
+    Runs the model's embedding and the residual blocks below ``layer``, then the block's input
+    projection, causal convolution, SiLU and delta = softplus(dt_proj(.)), exactly as
+    :meth:`lstm_lab.nn.MambaBlock.forward` does.
+    """
+    if model.block != "selective":
+        raise ValueError("selective_deltas needs a model with block='selective' (an LTI block has one delta)")
+    if isinstance(layer, bool) or not isinstance(layer, int) or not 0 <= layer < model.n_layers:
+        raise ValueError(f"layer must be an int in [0, {model.n_layers}), got {layer!r}")
+    device = next(model.parameters()).device
+    x = model.embedding(tokens.to(device))  # (b, t, d)
+    for norm, block in zip(model.norms[:layer], model.blocks[:layer]):
+        x = x + block(norm(x))
+    block = model.blocks[layer]
+    xi, _ = block.in_proj(model.norms[layer](x)).chunk(2, dim=-1)  # (b, t, e)
+    x_c = F.pad(xi.transpose(1, 2), (block.d_conv - 1, 0))  # (b, e, t + k - 1)
+    x_conv = F.silu(block.conv1d(x_c).transpose(1, 2))  # (b, t, e)
+    delta, _, _ = block._ssm_inputs(x_conv)  # (b, t, e)
+    return delta

@@ -1,0 +1,85 @@
+"""lstm_lab.ssm_models: the LTI block is the time-invariant SSM (against the recurrence), is causal,
+has almost the parameters of the Mamba block; the token model and its loss/accuracy helpers."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch.testing import assert_close
+
+from lstm_lab.nn import MambaBlock
+from lstm_lab.ssm import discretize_euler_b, lti_recurrence
+from lstm_lab.ssm_models import (
+    LTIBlock,
+    SSMTokenModel,
+    last_k_accuracy,
+    last_k_cross_entropy,
+    selective_deltas,
+)
+
+
+def test_lti_block_equals_the_recurrence():
+    torch.manual_seed(0)
+    m = LTIBlock(4, d_state=3, d_conv=2).double()
+    u = torch.randn(2, 11, 4, dtype=torch.float64)
+    x, z = m.in_proj(u).chunk(2, dim=-1)
+    xc = F.silu(m.conv1d(F.pad(x.transpose(1, 2), (1, 0))).transpose(1, 2))
+    A_bar, B_bar = discretize_euler_b(-torch.exp(m.A_log), m.B, F.softplus(m.dt_bias))
+    y = lti_recurrence(xc, A_bar, B_bar, m.C, m.D)
+    assert_close(m(u), m.out_proj(y * F.silu(z)), rtol=1e-10, atol=1e-10)
+
+
+def test_lti_block_is_causal_and_comparable_in_size():
+    torch.manual_seed(0)
+    m = LTIBlock(8, d_state=4)
+    u = torch.randn(1, 12, 8)
+    u2 = u.clone()
+    u2[:, 7:] += 1.0
+    assert_close(m(u)[:, :7], m(u2)[:, :7])
+    count = lambda mod: sum(p.numel() for p in mod.parameters())  # noqa: E731
+    assert abs(count(m) - count(MambaBlock(8, d_state=4))) / count(MambaBlock(8, d_state=4)) < 0.1
+
+
+@pytest.mark.parametrize("block", ["selective", "lti"])
+def test_token_model_shapes_loss_and_accuracy(block):
+    torch.manual_seed(0)
+    model = SSMTokenModel(6, 5, d_model=8, n_layers=2, block=block, d_state=4)
+    x = torch.randint(0, 6, (3, 10))
+    y = torch.randint(0, 5, (3, 4))
+    assert model(x).shape == (3, 10, 5)
+    loss = last_k_cross_entropy(model, x, y)
+    assert loss.dim() == 0 and torch.isfinite(loss)
+    acc = last_k_accuracy(model, x, y)
+    pred = model(x)[:, -4:].argmax(-1)
+    assert acc == pytest.approx((pred == y).float().mean().item())
+    assert model.training
+
+
+def test_errors():
+    with pytest.raises(ValueError, match="block"):
+        SSMTokenModel(5, 4, block="s4")
+    with pytest.raises(TypeError, match="integer"):
+        SSMTokenModel(5, 4, d_model=8)(torch.randn(2, 3))
+    with pytest.raises(ValueError, match="dt_min"):
+        LTIBlock(4, dt_min=0.2, dt_max=0.1)
+
+
+def test_selective_deltas_match_the_block():
+    torch.manual_seed(0)
+    model = SSMTokenModel(6, 5, d_model=8, n_layers=2, d_state=4)
+    tokens = torch.randint(0, 6, (2, 7))
+    seen = {}
+    block = model.blocks[1]
+    orig = block._ssm_inputs
+
+    def spy(x):
+        out = orig(x)
+        seen["delta"] = out[0]
+        return out
+
+    block._ssm_inputs = spy
+    model(tokens)
+    assert_close(selective_deltas(model, tokens, layer=1), seen["delta"])
+    with pytest.raises(ValueError, match="layer"):
+        selective_deltas(model, tokens, layer=2)
+    with pytest.raises(ValueError, match="selective"):
+        selective_deltas(SSMTokenModel(6, 5, d_model=8, block="lti"), tokens)
