@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from lstm_lab.nn.base import check_size
+from lstm_lab.nn.base import check_input, check_size
 from lstm_lab.scratch.attention import sinusoidal_positions as _sinusoidal_positions_np
 
 # ----------------------------------------------------------------------------- the function
@@ -149,24 +149,6 @@ class KVCache:
         return self.k.shape[-2]
 
 
-def _check_x(x, d_model: int, like: torch.Tensor, name: str = "x") -> torch.Tensor:
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor of shape (b, t, d), got {type(x).__name__}")
-    if not x.is_floating_point():
-        raise TypeError(f"{name} must be a floating-point tensor of shape (b, t, d), got dtype {x.dtype}")
-    if x.dim() != 3:
-        raise ValueError(f"{name} must have shape (b, t, d) (batch-first), got shape {tuple(x.shape)}")
-    if x.shape[1] == 0:
-        raise ValueError(f"{name} must have at least one time step, got shape {tuple(x.shape)}")
-    if x.shape[2] != d_model:
-        raise ValueError(f"{name} has {x.shape[2]} features per step but the layer expects d_model = {d_model}")
-    if x.dtype != like.dtype:
-        raise TypeError(f"{name} has dtype {x.dtype} but the layer's parameters are {like.dtype}; convert one of them")
-    if x.device != like.device:
-        raise ValueError(f"{name} is on {x.device} but the layer is on {like.device}; move one of them with .to()")
-    return x
-
-
 class MultiHeadAttention(nn.Module):
     """Multi-head self-attention with book-named parameters and an optional KV cache.
 
@@ -260,7 +242,7 @@ class MultiHeadAttention(nn.Module):
         cache : KVCache of all t_seen + t positions (a new object; the one passed in is unchanged)
         weights : Tensor (b, n_h, t, t_seen + t), only with ``return_weights``
         """
-        _check_x(x, self.d_model, self.W_q)
+        check_input(x, self.d_model, self.W_q, size_name="d_model")
         q, k, v = (self.project(x, w) for w in "qkv")  # (b, n_h, t, d_h) each
         if cache is not None:
             self.check_cache(cache, x)

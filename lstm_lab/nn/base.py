@@ -22,8 +22,13 @@ def check_size(value, name: str) -> int:
     return int(value)
 
 
-def check_input(x, input_size: int, like: torch.Tensor, name: str = "x") -> torch.Tensor:
-    """``x`` is a float tensor (b, t, d) on the parameters' device and in their dtype."""
+def check_input(
+    x, input_size: int, like: torch.Tensor, name: str = "x", size_name: str = "input_size"
+) -> torch.Tensor:
+    """``x`` is a float tensor (b, t, d) on the parameters' device and in their dtype.
+
+    ``size_name`` is what the error message calls d (e.g. "d_model" for attention layers).
+    """
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor of shape (b, t, d), got {type(x).__name__}")
     if not x.is_floating_point():
@@ -36,7 +41,9 @@ def check_input(x, input_size: int, like: torch.Tensor, name: str = "x") -> torc
     if x.shape[1] == 0:
         raise ValueError(f"{name} must have at least one time step, got shape {tuple(x.shape)}")
     if x.shape[2] != input_size:
-        raise ValueError(f"{name} has {x.shape[2]} features per step but the model expects input_size = {input_size}")
+        raise ValueError(
+            f"{name} has {x.shape[2]} features per step but the model expects {size_name} = {input_size}"
+        )
     if x.dtype != like.dtype:
         raise TypeError(f"{name} has dtype {x.dtype} but the model's parameters are {like.dtype}; convert one of them")
     if x.device != like.device:
