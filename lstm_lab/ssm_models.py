@@ -1,4 +1,5 @@
-"""Small token models for the state-space chapter: a selective (Mamba) stack and its LTI twin.
+"""Small token models: a selective (Mamba) stack, its time-invariant (LTI) twin, and the
+objectives that read answers at the last k steps (chapters 5 and 6).
 
 Glossary (book symbols -> code):
 
@@ -13,6 +14,10 @@ Glossary (book symbols -> code):
   (eq-ssm-kernel, eq-ssm-convolution), discretised like Mamba (eq-ssm-zoh-a, eq-ssm-simple-b).
 - :class:`SSMTokenModel`: embedding -> ``n_layers`` residual blocks ``x + block(norm(x))``
   -> norm -> linear head, logits at every step (b, t, m).
+- :func:`last_k_cross_entropy`, :func:`last_k_accuracy`: loss and accuracy on the last k steps,
+  where recall tasks (:func:`lstm_lab.tasks.selective_copying`,
+  :func:`lstm_lab.tasks.associative_recall`) ask for their answers; for any model whose forward
+  returns logits (b, t, m) or a tuple whose first item is the logits.
 """
 
 from __future__ import annotations
@@ -109,24 +114,38 @@ class SSMTokenModel(nn.Module):
         return self.head(self.norm_f(x))  # (b, t, m)
 
 
+def _last_k_logits(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Logits (b, k, m) at the last k = y.shape[1] steps of x: where the answers are read out.
+
+    ``model(x)`` may return the logits (b, t, m) or a tuple whose first item is the logits
+    (as :class:`lstm_lab.nn.SequenceModel` and the Transformer do).
+    """
+    if not isinstance(x, torch.Tensor) or not isinstance(y, torch.Tensor):
+        raise TypeError("x and y must be torch tensors (use lstm_lab.tasks.as_tensors)")
+    if y.dim() != 2 or x.dim() < 2 or y.shape[0] != x.shape[0] or y.shape[1] > x.shape[1]:
+        raise ValueError(f"need x (b, t, ...) and y (b, k) with k <= t, got {tuple(x.shape)} and {tuple(y.shape)}")
+    device = next(model.parameters()).device
+    out = model(x.to(device))
+    logits = out[0] if isinstance(out, tuple) else out  # (b, t, m)
+    return logits[:, x.shape[1] - y.shape[1] :]  # (b, k, m)
+
+
 def last_k_cross_entropy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy of the last k = y.shape[1] steps' logits against y (b, k): a loss_fn for ``train``."""
-    k = y.shape[1]
-    logits = model(x)[:, -k:]  # (b, k, m)
-    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
+    """Mean cross-entropy of the last k = y.shape[1] steps' logits against y (b, k): a loss_fn for ``train``."""
+    logits = _last_k_logits(model, x, y)  # (b, k, m)
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.to(logits.device).reshape(-1).long())
 
 
 @torch.no_grad()
 def last_k_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
-    """Fraction of the last k = y.shape[1] steps whose arg-max logit equals y (b, k)."""
-    device = next(model.parameters()).device
+    """Fraction of the last k = y.shape[1] steps whose arg-max logit equals y (b, k), in eval mode."""
     was_training = model.training
     model.eval()
     try:
-        logits = model(x.to(device))[:, -y.shape[1]:]  # (b, k, m)
+        logits = _last_k_logits(model, x, y)  # (b, k, m)
     finally:
         model.train(was_training)
-    return (logits.argmax(-1).cpu() == y.cpu()).float().mean().item()
+    return (logits.argmax(-1).cpu() == y.cpu().long()).float().mean().item()
 
 
 @torch.no_grad()

@@ -54,6 +54,34 @@ def test_token_model_shapes_loss_and_accuracy(block):
     assert model.training
 
 
+def test_last_k_objectives_read_the_last_positions_of_any_model():
+    class Fixed(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.unused = torch.nn.Parameter(torch.zeros(1))  # the objectives read the device from it
+
+        def forward(self, x):
+            logits = torch.nn.functional.one_hot(x, 5).float()  # predicts its own input token
+            return logits, None
+
+    x = torch.tensor([[0, 1, 2, 3], [4, 4, 1, 2]])
+    assert last_k_accuracy(Fixed(), x, torch.tensor([[2, 3], [1, 0]])) == 0.75
+    ce = last_k_cross_entropy(Fixed(), x, torch.tensor([[2, 3], [1, 2]]))
+    expected = -torch.log_softmax(torch.tensor([1.0, 0, 0, 0, 0]), 0)[0]
+    torch.testing.assert_close(ce, expected)
+    with pytest.raises(ValueError, match="k <= t"):
+        last_k_accuracy(Fixed(), x, torch.zeros(2, 5, dtype=torch.long))
+
+
+    with pytest.raises(TypeError, match="torch tensors"):
+        last_k_accuracy(Fixed(), x.numpy(), torch.zeros(2, 1, dtype=torch.long))
+    logits_only = SSMTokenModel(5, 5, d_model=8, n_layers=1, block="lti")
+    torch.testing.assert_close(
+        last_k_cross_entropy(logits_only, x, x[:, 2:]),
+        torch.nn.functional.cross_entropy(logits_only(x)[:, 2:].reshape(-1, 5), x[:, 2:].reshape(-1)),
+    )
+
+
 def test_errors():
     with pytest.raises(ValueError, match="block"):
         SSMTokenModel(5, 4, block="s4")
