@@ -24,6 +24,7 @@ Tasks:
   for character-level language models.
 - :func:`selective_copying`: reproduce the data tokens scattered among noise, in order.
 - :func:`associative_recall`: multi-query associative recall over key-value pairs.
+- :func:`running_parity`: the parity of the bits read so far, at every step (state tracking).
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ __all__ = [
     "as_tensors",
     "selective_copying",
     "associative_recall",
+    "running_parity",
 ]
 
 ADDING_BASELINE_MSE = 1.0 / 6.0
@@ -765,3 +767,36 @@ def associative_recall(*, batch_size, num_pairs, num_queries, num_keys, num_valu
     x[:, 1 : 2 * p : 2] = values
     x[:, 2 * p :] = keys[rows, asked]
     return x, values[rows, asked]
+
+
+# ----------------------------------------------------------------------------- parity
+def running_parity(*, batch_size, seq_len, seed=None, rng=None):
+    """Running parity: after every bit, say whether the number of ones so far is odd.
+
+    The input is a sequence of random bits; the target at step t is
+    ``y_t = (x_1 + ... + x_t) mod 2``. A two-state automaton solves it for any length: flip the
+    state at every 1. A model that has learned that rule generalises to sequences longer than
+    it was trained on; one that has learned something else usually falls to chance (0.5) there.
+
+    Parameters
+    ----------
+    batch_size
+        ``b >= 1``.
+    seq_len
+        ``t >= 1``.
+    seed, rng
+        Exactly one: an int seed or a :class:`numpy.random.Generator`.
+
+    Returns
+    -------
+    x : numpy.ndarray of int64, shape ``(b, t)``
+        Bits, 0 or 1, each with probability 1/2 (token ids for an embedding).
+    y : numpy.ndarray of int64, shape ``(b, t)``
+        The parity of ``x[:, :s + 1]`` at every step s.
+    """
+    b = _check_int("batch_size", batch_size, 1)
+    t = _check_int("seq_len", seq_len, 1)
+    rng = _generator(seed, rng)
+    x = rng.integers(0, 2, size=(b, t)).astype(np.int64)  # (b, t)
+    y = np.cumsum(x, axis=1) % 2  # (b, t)
+    return x, y.astype(np.int64)

@@ -1,4 +1,4 @@
-"""minGRU/minLSTM (log-space parallel scan against the loop) and the xLSTM cells (sLSTM
+"""minGRU/minLSTM (the scan against the loop, every scan method) and the xLSTM cells (sLSTM
 stabilised against unstabilised, mLSTM recurrent against parallel), each also against an
 explicit computation written here; gradients, states carried step by step, errors."""
 
@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch.testing import assert_close
 
-from lstm_lab.nn.minimal import MinGRU, MinLSTM, parallel_scan_log, sequential_scan
+from lstm_lab.nn.minimal import MinGRU, MinLSTM
 from lstm_lab.nn.xlstm import MLSTM, SLSTM, SLSTMCell
 
 TIGHT = dict(rtol=1e-10, atol=1e-10)
@@ -21,17 +21,6 @@ def _grads(loss, tensors):
 
 
 # ============================================================================ minGRU / minLSTM
-def test_log_scan_equals_loop_for_any_chunking():
-    torch.manual_seed(0)
-    a = torch.rand(2, 37, 3, dtype=torch.double) * 0.98 + 0.01
-    b = torch.rand(2, 37, 3, dtype=torch.double) + 0.1
-    h0 = torch.rand(2, 3, dtype=torch.double) + 0.1
-    ref = sequential_scan(a, b, h0)
-    for chunk in (None, 1, 5, 37, 100):
-        out = parallel_scan_log(a.log(), b.log(), h0.log(), chunk).exp()
-        assert_close(out, ref, **TIGHT)
-
-
 def test_mingru_sequential_is_the_formula():
     torch.manual_seed(1)
     m = MinGRU(3, 4).double()
@@ -59,15 +48,17 @@ def test_minlstm_sequential_is_the_formula():
         assert_close(m(x, h0, mode=mode)[0], torch.stack(expected, 1), **TIGHT)
 
 
-GRID = list(itertools.product([MinGRU, MinLSTM], [1, 2, 45], [False, True]))
+GRID = list(itertools.product([MinGRU, MinLSTM], [1, 2, 45], [False, True], ["auto", "parallel", "chunked"]))
 
 
 @pytest.mark.parametrize(
-    "cls, t, with_h0", GRID, ids=[f"{c.__name__}-t{t}-{'h0' if s else 'zeros'}" for c, t, s in GRID]
+    "cls, t, with_h0, method",
+    GRID,
+    ids=[f"{c.__name__}-t{t}-{'h0' if s else 'zeros'}-{m}" for c, t, s, m in GRID],
 )
-def test_min_parallel_equals_sequential_float64_with_gradients(cls, t, with_h0):
+def test_min_parallel_equals_sequential_float64_with_gradients(cls, t, with_h0, method):
     torch.manual_seed(3)
-    m = cls(3, 5, chunk_size=16).double()
+    m = cls(3, 5, scan_method=method).double()
     x = torch.randn(2, t, 3, dtype=torch.double, requires_grad=True)
     h0 = torch.randn(2, 5, dtype=torch.double, requires_grad=True) if with_h0 else None
     upstream = torch.randn(2, t, 5, dtype=torch.double)
@@ -82,11 +73,12 @@ def test_min_parallel_equals_sequential_float64_with_gradients(cls, t, with_h0):
         assert_close(g_par, g_seq, **TIGHT)
 
 
+@pytest.mark.parametrize("method", ["parallel", "chunked"])
 @pytest.mark.parametrize("cls", [MinGRU, MinLSTM])
-def test_min_parallel_equals_sequential_float32_long(cls):
+def test_min_parallel_equals_sequential_float32_long(cls, method):
     torch.manual_seed(4)
-    m = cls(4, 8)
-    x = torch.randn(2, 2048, 4)
+    m = cls(4, 8, scan_method=method)
+    x = torch.randn(2, 4096, 4)
     par, seq = m(x)[0], m(x, mode="sequential")[0]
     assert par.dtype == torch.float32
     assert_close(par, seq, **F32)
@@ -129,7 +121,7 @@ def test_minlstm_parallel_is_finite_for_saturated_gates():
         (lambda m: m(torch.randn(2, 3, 3), torch.zeros(2, 4).double()), TypeError, "h0"),
         (lambda m: m(torch.randn(2, 3, 3), mode="scan"), ValueError, "mode"),
         (lambda m: MinGRU(3, 0), ValueError, "hidden_size"),
-        (lambda m: MinGRU(3, 4, chunk_size=0), ValueError, "chunk_size"),
+        (lambda m: MinGRU(3, 4, scan_method="log"), ValueError, "scan_method"),
     ],
 )
 def test_min_errors(call, error, match):

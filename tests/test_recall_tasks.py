@@ -4,7 +4,7 @@ determinism, shared generators and errors."""
 import numpy as np
 import pytest
 
-from lstm_lab.tasks import associative_recall, selective_copying
+from lstm_lab.tasks import associative_recall, running_parity, selective_copying
 
 SC = dict(batch_size=16, seq_len=20, num_tokens=5, vocab_size=6)
 AR = dict(batch_size=16, num_pairs=6, num_queries=4, num_keys=10, num_values=7)
@@ -109,3 +109,29 @@ def test_associative_recall_errors(changes, error, match):
     kwargs.update(changes)
     with pytest.raises(error, match=match):
         associative_recall(**kwargs)
+
+
+# ---------------------------------------------------------------------------- running parity
+def test_running_parity_targets_are_prefix_parities():
+    x, y = running_parity(batch_size=50, seq_len=12, seed=0)
+    assert x.shape == y.shape == (50, 12) and x.dtype == y.dtype == np.int64
+    assert set(np.unique(x)) == {0, 1}
+    for row_x, row_y in zip(x, y):
+        ones = 0
+        for bit, target in zip(row_x, row_y):
+            ones += int(bit)
+            assert target == ones % 2
+    assert 0.4 < x.mean() < 0.6  # fair bits
+
+
+def test_running_parity_seed_rng_and_errors():
+    a = running_parity(batch_size=3, seq_len=5, seed=7)
+    b = running_parity(batch_size=3, seq_len=5, rng=np.random.default_rng(7))
+    assert all(np.array_equal(u, v) for u, v in zip(a, b))
+    rng = np.random.default_rng(1)
+    assert not np.array_equal(running_parity(batch_size=4, seq_len=9, rng=rng)[0],
+                              running_parity(batch_size=4, seq_len=9, rng=rng)[0])
+    with pytest.raises(ValueError, match="seq_len"):
+        running_parity(batch_size=2, seq_len=0, seed=0)
+    with pytest.raises(ValueError, match="exactly one"):
+        running_parity(batch_size=2, seq_len=3)
