@@ -123,6 +123,42 @@ def plot_gradient_norms(
     return _finish_axes(ax, "lag $k$ (steps back from the loss)", ylabel, title)
 
 
+def plot_curves(
+    x: Sequence[float] | np.ndarray,
+    curves: Mapping[str, Sequence[float] | np.ndarray],
+    *,
+    xlabel: str,
+    ylabel: str,
+    title: str | None = None,
+    logx: bool = False,
+    logy: bool = False,
+    reference: tuple[float, str] | None = None,
+    ax=None,
+):
+    """Several curves over one shared x axis in one panel, with markers: ``{label: y}``.
+
+    Each ``y`` has the shape of ``x`` (n,). ``reference=(value, label)`` draws a dashed
+    horizontal line (chance level, a bound). Returns the figure.
+    """
+    x = np.asarray(x, dtype=float)
+    if x.ndim != 1 or not curves:
+        raise ValueError(f"need a 1-D x and at least one curve, got x of shape {x.shape} and {len(curves)} curves")
+    fig, ax = _figure(ax, figsize=(7, 3.6))
+    for label, y in curves.items():
+        y = np.asarray(y, dtype=float)
+        if y.shape != x.shape:
+            raise ValueError(f"curves[{label!r}] must have the shape of x {x.shape}, got {y.shape}")
+        ax.plot(x, y, marker="o", markersize=4, label=label)
+    if reference is not None:
+        value, text = reference
+        ax.axhline(value, color="0.4", linestyle="--", linewidth=1, label=text)
+    if logx:
+        ax.set_xscale("log", base=2 if np.all(np.log2(x) == np.round(np.log2(x))) else 10)
+    if logy:
+        ax.set_yscale("log")
+    return _finish_axes(ax, xlabel, ylabel, title)
+
+
 def plot_losses(
     histories: Mapping[str, Sequence[float] | np.ndarray | object],
     *,

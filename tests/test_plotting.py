@@ -9,7 +9,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from numpy.testing import assert_allclose  # noqa: E402
 
-from lstm_lab.plotting import plot_activations, plot_series  # noqa: E402
+from lstm_lab.plotting import plot_activations, plot_curves, plot_series  # noqa: E402
 from lstm_lab.scratch import sigmoid, tanh  # noqa: E402
 
 
@@ -95,3 +95,17 @@ def test_plot_series_token_labels():
     with pytest.raises(ValueError, match="one label per step"):
         plot_series({"a": [0, 1, 0]}, xticklabels=["the"])
     plt.close(fig)
+
+
+def test_plot_curves_one_panel_with_every_curve_and_the_reference():
+    fig = plot_curves([16, 64, 256], {"a": [1.0, 1.0, 0.9], "b": [0.5, 0.5, 0.5]}, xlabel="t", ylabel="acc",
+                      logx=True, reference=(0.5, "chance"))
+    (ax,) = fig.axes
+    assert [line.get_label() for line in ax.lines] == ["a", "b", "chance"]
+    assert_allclose(ax.lines[0].get_ydata(), [1.0, 1.0, 0.9])
+    assert ax.get_xscale() == "log"
+    plt.close(fig)
+    with pytest.raises(ValueError, match="shape of x"):
+        plot_curves([1, 2], {"a": [1.0]}, xlabel="x", ylabel="y")
+    with pytest.raises(ValueError, match="at least one curve"):
+        plot_curves([1, 2], {}, xlabel="x", ylabel="y")
