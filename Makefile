@@ -1,6 +1,7 @@
 # Course tasks. The two a newcomer needs:
 #   make book   set up .venv and build the HTML book into _build/html/index.html
 #   make test   set up .venv and run the whole test suite (lint, unit tests, nbval, strict book build)
+# Instructors: make assignments | grade ASSIGNMENT=<name> SUBMISSIONS=<folder> | student-book
 # Others: make env | execute | sync | check | bench | clean | clean-env
 
 PYTHON ?= python3
@@ -14,10 +15,10 @@ TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 STAMP := $(VENV)/.lstm_lab-env
 BOOK_FLAGS ?= -W -n --keep-going
 
-.PHONY: help env book test lint execute sync check bench clean clean-env
+.PHONY: help env book test lint execute sync check bench clean clean-env assignments grade student-book
 
 help:
-	@sed -n '1,6p' Makefile
+	@sed -n '1,7p' Makefile
 
 env: $(STAMP)
 
@@ -45,6 +46,19 @@ lint: env
 
 execute: env
 	$(BIN)/python -m tools.course execute
+
+# Instructors. Student notebooks and autograders for every master in assignments/, into
+# _build/assignments/<name>/{student,autograder}; grading a folder of submitted notebooks into
+# <folder>/scores.csv, locally, without Docker; and the book without any exercise solution.
+assignments: env
+	$(BIN)/python -m tools.assignments generate
+
+grade: env
+	@test -n "$(ASSIGNMENT)" -a -n "$(SUBMISSIONS)" || { echo "usage: make grade ASSIGNMENT=a1_rnn_bptt SUBMISSIONS=path/to/folder"; exit 2; }
+	$(BIN)/python -m tools.assignments grade $(ASSIGNMENT) $(SUBMISSIONS)
+
+student-book: env
+	$(BIN)/python -m tools.course student-book $(BOOK_FLAGS)
 
 sync: env
 	$(BIN)/python -m tools.course sync

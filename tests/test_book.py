@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html as html_lib
 import re
 import shutil
 import subprocess
@@ -48,7 +49,7 @@ def test_index_opens_the_introduction(html):
     assert 'url=book/intro.html' in _page(html, "index.html")
 
 
-PAGES = ["book/intro.html", "book/how_to_use.html", "book/notation.html",
+PAGES = ["book/intro.html", "book/how_to_use.html", "book/notation.html", "book/instructors.html",
          "book/bibliography.html"]
 
 
@@ -99,3 +100,62 @@ def test_bibliography_lists_the_seed_references(html):
 def test_citations_link_to_the_bibliography(html):
     page = _page(html, "book/intro.html")
     assert "bibliography.html#id" in page or 'href="bibliography.html' in page
+
+
+# ----------------------------------------------------------------------------- student edition
+@pytest.fixture(scope="session")
+def student_html(tmp_path_factory) -> Path:
+    """The student edition (`make student-book`), built strictly into a temporary folder."""
+    out = tmp_path_factory.mktemp("student")
+    return course.build_student_book(["-W", "-n", "--keep-going", "--all", "-q"], out=out)
+
+
+def _solution_phrases() -> dict[str, list[str]]:
+    """Plain-prose lines of every exercise solution in the chapters: text a reader would see."""
+    phrases = {}
+    for nb_path in course.notebook_paths():
+        nb = nbformat.read(nb_path, as_version=4)
+        for cell in nb.cells:
+            if cell.cell_type != "markdown":
+                continue
+            for label, body in re.findall(r"````\{solution\}\s*([^\n]*)\n(.*?)\n````", cell.source, flags=re.S):
+                lines = [ln.strip() for ln in body.splitlines()]
+                plain = [ln for ln in lines if len(ln) >= 25 and not re.search(r"[$`{}\\*|_<>\[\]#=()]", ln)]
+                phrases[f"{nb_path.stem}: {label}"] = plain
+    return phrases
+
+
+def _visible_text(path: Path) -> str:
+    text = re.sub(r"<[^>]+>", " ", path.read_text(encoding="utf-8", errors="replace"))
+    text = html_lib.unescape(text).replace("\u2019", "'").replace("\u2018", "'")
+    text = text.replace("\u201c", '"').replace("\u201d", '"').replace("\u2013", "-").replace("\u2014", "--")
+    return re.sub(r"\s+", " ", text)
+
+
+def test_student_edition_holds_no_solution_text_anywhere(html, student_html):
+    phrases = _solution_phrases()
+    assert len(phrases) >= 25, "the chapters' solutions were found"
+    full = " ".join(_visible_text(p) for p in html.rglob("*.html"))
+    with_text = {k: v for k, v in phrases.items() if v}
+    assert len(with_text) >= 20
+    # positive control: the phrases are findable in the ordinary build
+    missing = [k for k, v in with_text.items() if not any(ph in full for ph in v)]
+    assert not missing, f"phrase extraction does not match the rendered book: {missing[:3]}"
+    files = [p for p in student_html.rglob("*") if p.is_file() and p.suffix in {".html", ".js", ".txt", ".ipynb",
+                                                                                 ".json", ".md"}]
+    assert any(p.name == "searchindex.js" for p in files)
+    student = {p: _visible_text(p) for p in files}
+    for key, lines in with_text.items():
+        for phrase in lines:
+            hits = [p.relative_to(student_html).as_posix() for p, t in student.items() if phrase in t]
+            assert not hits, f"solution text of {key!r} is in the student edition: {hits[:3]}"
+    assert not (student_html / "_sources").exists(), "no copies of the source notebooks"
+
+
+def test_student_edition_keeps_the_exercises(student_html):
+    for nb in course.notebook_paths():
+        page = _page(student_html, nb.relative_to(ROOT).with_suffix(".html").as_posix())
+        notebook_text = nb.read_text(encoding="utf-8")
+        exercises = notebook_text.count("{exercise}")
+        assert page.count('class="exercise admonition"') == exercises
+        assert "solution dropdown admonition" not in page

@@ -291,3 +291,12 @@ def test_notebook_streams_are_coalesced(path):
         assert all(a != b or a[0] != "stream" for a, b in zip(kinds, kinds[1:])), (
             f"{path.name}: consecutive stream outputs; re-run `make execute`"
         )
+
+
+def test_binder_installs_what_the_assignments_need():
+    """Students on Binder run the assignments' checks: postBuild installs the `assign` extra's otter."""
+    with open(ROOT / "pyproject.toml", "rb") as f:
+        extras = tomllib.load(f)["project"]["optional-dependencies"]
+    post = (ROOT / "postBuild").read_text()
+    for spec in extras["assign"]:
+        assert f'"{spec}"' in post, f"postBuild does not install {spec}"
