@@ -194,13 +194,17 @@ def test_bad_submissions_each_get_a_score_and_a_reason(generated, tmp_path):
     for name, edit in [("syntax", syntax_error), ("raises", raises), ("loops", loops),
                        ("no_checks", deletes_check)]:
         _variant(g, subs / f"{name}.ipynb", edit)
+    (subs / "not_a_notebook.ipynb").write_text("this is not JSON", encoding="utf-8")
     (subs / "nested").mkdir()
     _variant(g, subs / "nested" / "fine.ipynb", lambda nb: None)
 
     out = tmp_path / "scores.csv"
     grades = {gr.submission: gr for gr in A.grade_folder(g.name, subs, out, generated_in=g.autograder.parents[2],
                                                             cell_timeout=8, notebook_timeout=240)}
-    assert set(grades) == {"syntax.ipynb", "raises.ipynb", "loops.ipynb", "no_checks.ipynb", "nested/fine.ipynb"}
+    assert set(grades) == {"syntax.ipynb", "raises.ipynb", "loops.ipynb", "no_checks.ipynb", "nested/fine.ipynb",
+                           "not_a_notebook.ipynb"}
+    broken = grades["not_a_notebook.ipynb"]
+    assert broken.status == "failed" and broken.total == 0 and "could not run it" in broken.reason
     assert grades["nested/fine.ipynb"].total == full.total and grades["nested/fine.ipynb"].status == "ok"
     syntax = grades["syntax.ipynb"]
     assert 0 < syntax.total < full.total and "SyntaxError" in syntax.reason
@@ -227,3 +231,12 @@ def test_a_notebook_past_the_time_limit_scores_zero_and_the_rest_go_on(generated
     forever, fine = grades
     assert forever.status == "timeout" and forever.total == 0 and "longer than 40 s" in forever.reason
     assert fine.status == "ok" and fine.total == fine.possible > 0
+
+
+def test_commands_name_what_is_missing(tmp_path):
+    with pytest.raises(SystemExit, match="unknown assignment 'nope'"):
+        A.grade_folder("nope", tmp_path)
+    with pytest.raises(SystemExit, match="run `make assignments` first"):
+        A.grade_folder(NAMES[0], tmp_path, generated_in=tmp_path)
+    with pytest.raises(SystemExit, match="unknown assignment"):
+        A.generate(["nope"], tmp_path)

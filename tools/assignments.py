@@ -192,7 +192,13 @@ def grade_notebook(generated: Generated, submission: Path, *, cell_timeout: int 
 def grade_folder(name: str, submissions: Path, out_csv: Path | None = None, *, generated_in: Path = BUILD,
                  cell_timeout: int = CELL_TIMEOUT, notebook_timeout: int = NOTEBOOK_TIMEOUT) -> list[Grade]:
     """Grade every ``*.ipynb`` under ``submissions`` (recursively) and write the scores as CSV."""
-    generated = Generated.find(name, generated_in)
+    masters = [p.stem for p in master_paths()]
+    if name not in masters:
+        raise SystemExit(f"unknown assignment {name!r}; the masters are {masters}")
+    try:
+        generated = Generated.find(name, generated_in)
+    except FileNotFoundError as err:
+        raise SystemExit(str(err)) from None
     paths = sorted(p for p in Path(submissions).rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
     if not paths:
         raise SystemExit(f"no .ipynb files under {submissions}")
