@@ -62,14 +62,32 @@ def resolve_impl(impl: str, allowed: tuple[str, ...], has_torch_kernel: bool, wh
     return impl
 
 
-def check_state_tensor(s, name: str, shape: tuple[int, ...], x: torch.Tensor) -> torch.Tensor:
+def check_state_tensor(
+    s, name: str, shape: tuple[int, ...], x: torch.Tensor, *, layout: str = "(num_layers, b, h)", x_name: str = "x"
+) -> torch.Tensor:
+    """``s`` must be a tensor of ``shape`` with ``x``'s dtype and device; errors name it and its axes.
+
+    ``layout`` spells the axes in the message (e.g. "(b, h)"; "" for none); ``x_name`` names the input.
+    """
+    what = f"{layout} = {shape}" if layout else f"{shape}"
     if not isinstance(s, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor of shape (num_layers, b, h) = {shape}, got {type(s).__name__}")
+        raise TypeError(f"{name} must be a torch.Tensor of shape {what}, got {type(s).__name__}")
     if tuple(s.shape) != shape:
-        raise ValueError(f"{name} must have shape (num_layers, b, h) = {shape}, got {tuple(s.shape)}")
+        raise ValueError(f"{name} must have shape {what}, got {tuple(s.shape)}")
     if s.dtype != x.dtype or s.device != x.device:
-        raise TypeError(f"{name} must match x's dtype and device ({x.dtype}, {x.device}), got ({s.dtype}, {s.device})")
+        raise TypeError(
+            f"{name} must match {x_name}'s dtype and device ({x.dtype}, {x.device}), got ({s.dtype}, {s.device})"
+        )
     return s
+
+
+def check_state_tuple(state, names, shapes, x: torch.Tensor, *, x_name: str = "x", prefix: str = "",
+                      layout: str = "") -> tuple[torch.Tensor, ...]:
+    """A state given as a tuple: one tensor per name in ``names``, each checked by :func:`check_state_tensor`."""
+    if not isinstance(state, (tuple, list)) or len(state) != len(names):
+        raise TypeError(f"state must be a tuple ({', '.join(names)}) of tensors, or None")
+    return tuple(check_state_tensor(s, f"{prefix}{name}", shape, x, layout=layout, x_name=x_name)
+                 for s, name, shape in zip(state, names, shapes))
 
 
 def add_parameters(module: nn.Module, shapes: dict[str, tuple[int, ...]]) -> None:
@@ -178,9 +196,8 @@ class StackedRecurrent(nn.Module):
             names = [f"{n}0" for n in self.state_names]
             if len(sizes) == 1:
                 state = (state,)
-            if not isinstance(state, (tuple, list)) or len(state) != len(sizes):
-                raise TypeError(f"state must be a tuple ({', '.join(names)}) of tensors, or None")
-            tensors = [check_state_tensor(s, nm, (self.num_layers, b, n), x) for s, nm, n in zip(state, names, sizes)]
+            tensors = check_state_tuple(state, names, [(self.num_layers, b, n) for n in sizes], x,
+                                        layout="(num_layers, b, h)")
         return [tuple(t[k] for t in tensors) for k in range(self.num_layers)]
 
     def forward(self, x: torch.Tensor, state=None):

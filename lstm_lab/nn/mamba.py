@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lstm_lab.nn.base import check_input, check_size
+from lstm_lab.nn.base import check_input, check_size, check_state_tuple
 from lstm_lab.ssm import SCAN_METHODS, s4d_real_A_log, selective_scan, selective_step
 
 
@@ -136,16 +136,7 @@ class MambaBlock(nn.Module):
         if state is None:
             return self.initial_state(b)
         shapes = ((b, self.d_inner, self.d_conv - 1), (b, self.d_inner, self.d_state))
-        if not isinstance(state, (tuple, list)) or len(state) != 2:
-            raise TypeError("state must be a tuple (conv_state, ssm_state) of tensors, or None")
-        for s, name, shape in zip(state, ("conv_state", "ssm_state"), shapes):
-            if not isinstance(s, torch.Tensor):
-                raise TypeError(f"{name} must be a torch.Tensor of shape {shape}, got {type(s).__name__}")
-            if tuple(s.shape) != shape:
-                raise ValueError(f"{name} must have shape {shape}, got {tuple(s.shape)}")
-            if s.dtype != u_t.dtype or s.device != u_t.device:
-                raise TypeError(f"{name} must match u_t's dtype and device ({u_t.dtype}, {u_t.device})")
-        return tuple(state)
+        return check_state_tuple(state, ("conv_state", "ssm_state"), shapes, u_t, x_name="u_t")
 
     def step(self, u_t: torch.Tensor, state=None):
         """Consume one token: ``u_t`` (b, d_model) -> ``(y_t (b, d_model), state)``.

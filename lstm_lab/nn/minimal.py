@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lstm_lab.nn.base import add_parameters, check_input, check_size, uniform_init
+from lstm_lab.nn.base import add_parameters, check_input, check_size, check_state_tensor, uniform_init
 from lstm_lab.scan import METHODS, linear_scan
 
 __all__ = ["MinGRU", "MinLSTM"]
@@ -71,14 +71,8 @@ class _MinRNN(nn.Module):
         b = x.shape[0]
         if h0 is None:
             h0 = x.new_zeros(b, self.hidden_size)
-        elif not isinstance(h0, torch.Tensor):
-            raise TypeError(f"h0 must be a torch.Tensor of shape (b, h) = {(b, self.hidden_size)} or None")
-        elif tuple(h0.shape) != (b, self.hidden_size):
-            raise ValueError(f"h0 must have shape (b, h) = {(b, self.hidden_size)}, got {tuple(h0.shape)}")
-        elif h0.dtype != x.dtype or h0.device != x.device:
-            raise TypeError(
-                f"h0 must match x's dtype and device ({x.dtype}, {x.device}), got ({h0.dtype}, {h0.device})"
-            )
+        else:
+            h0 = check_state_tensor(h0, "h0", (b, self.hidden_size), x, layout="(b, h)")
         if mode == "parallel":
             hs = self.forward_parallel(x, h0)
         elif mode == "sequential":

@@ -43,7 +43,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lstm_lab.nn.base import add_parameters, check_input, check_size, uniform_init
+from lstm_lab.nn.base import add_parameters, check_input, check_size, check_state_tuple, uniform_init
 
 __all__ = ["SLSTMCell", "SLSTM", "MLSTM"]
 
@@ -63,18 +63,7 @@ def _check_forget_gate(value) -> str:
 
 
 def _check_state(state, names: tuple[str, ...], shapes: tuple[tuple[int, ...], ...], x: torch.Tensor):
-    if not isinstance(state, (tuple, list)) or len(state) != len(names):
-        raise TypeError(f"state must be a tuple ({', '.join(names)}) of tensors, or None")
-    for s, name, shape in zip(state, names, shapes):
-        if not isinstance(s, torch.Tensor):
-            raise TypeError(f"state {name} must be a torch.Tensor of shape {shape}, got {type(s).__name__}")
-        if tuple(s.shape) != shape:
-            raise ValueError(f"state {name} must have shape {shape}, got {tuple(s.shape)}")
-        if s.dtype != x.dtype or s.device != x.device:
-            raise TypeError(
-                f"state {name} must match x's dtype and device ({x.dtype}, {x.device}), got ({s.dtype}, {s.device})"
-            )
-    return tuple(state)
+    return check_state_tuple(state, names, shapes, x, prefix="state ")
 
 
 def _log_forget(f_pre: torch.Tensor, forget_gate: str) -> torch.Tensor:
