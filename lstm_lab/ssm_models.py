@@ -137,15 +137,23 @@ def last_k_cross_entropy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> 
 
 
 @torch.no_grad()
-def last_k_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
-    """Fraction of the last k = y.shape[1] steps whose arg-max logit equals y (b, k), in eval mode."""
+def last_k_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, batch_size: int | None = None) -> float:
+    """Fraction of the last k = y.shape[1] steps whose arg-max logit equals y (b, k), in eval mode.
+
+    ``batch_size`` runs the model on that many sequences at a time (same result, less memory for
+    long sequences); None runs them all at once.
+    """
+    step = x.shape[0] if batch_size is None else check_size(batch_size, "batch_size")
     was_training = model.training
     model.eval()
+    correct = 0
     try:
-        logits = _last_k_logits(model, x, y)  # (b, k, m)
+        for i in range(0, x.shape[0], step):
+            logits = _last_k_logits(model, x[i : i + step], y[i : i + step])  # (step, k, m)
+            correct += (logits.argmax(-1).cpu() == y[i : i + step].cpu().long()).sum().item()
     finally:
         model.train(was_training)
-    return (logits.argmax(-1).cpu() == y.cpu().long()).float().mean().item()
+    return correct / y.numel()
 
 
 @torch.no_grad()

@@ -51,6 +51,9 @@ def test_token_model_shapes_loss_and_accuracy(block):
     acc = last_k_accuracy(model, x, y)
     pred = model(x)[:, -4:].argmax(-1)
     assert acc == pytest.approx((pred == y).float().mean().item())
+    assert last_k_accuracy(model, x, y, batch_size=2) == pytest.approx(acc)  # chunks of 2, 1
+    with pytest.raises(ValueError, match="batch_size"):
+        last_k_accuracy(model, x, y, batch_size=0)
     assert model.training
 
 
