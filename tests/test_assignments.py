@@ -146,11 +146,7 @@ def half_finished(g: A.Generated, path):
     """The student notebook with only the first answer cell filled in from the solution."""
     student = nbformat.read(g.student, as_version=4)
     solution = nbformat.read(g.solution, as_version=4)
-    first_student = _answer_cells(student)[0]
-    solution_cells = [c for c in solution.cells if c.cell_type == "code"
-                      and c.source.split("(")[0] == student.cells[first_student].source.split("(")[0]]
-    assert solution_cells, "found the solution of the first answer cell"
-    student.cells[first_student].source = solution_cells[0].source
+    student.cells[_answer_cells(student)[0]].source = solution.cells[_solution_answer_cells(g)[0]].source
     nbformat.write(student, path)
     return path
 
