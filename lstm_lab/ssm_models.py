@@ -29,13 +29,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from lstm_lab.nn.base import check_input, check_size
-from lstm_lab.nn.mamba import MambaBlock
+from lstm_lab.nn.mamba import CausalConvFront, MambaBlock
 from lstm_lab.ssm import discretize_euler_b, lti_convolution, lti_kernel, s4d_real_A_log
 
 BLOCKS = ("selective", "lti")
 
 
-class LTIBlock(nn.Module):
+class LTIBlock(CausalConvFront, nn.Module):
     """A Mamba block whose delta, B and C do not depend on the input: (b, t, d) -> (b, t, d)."""
 
     def __init__(self, d_model: int, d_state: int = 16, expand: int = 2, d_conv: int = 4,
@@ -70,9 +70,7 @@ class LTIBlock(nn.Module):
         """u (b, t, d_model) -> (b, t, d_model)."""
         u = check_input(u, self.d_model, self.A_log, name="u")
         t = u.shape[1]
-        x, z = self.in_proj(u).chunk(2, dim=-1)  # (b, t, e) each
-        x_c = F.pad(x.transpose(1, 2), (self.d_conv - 1, 0))  # causal  (b, e, t + k - 1)
-        x_conv = F.silu(self.conv1d(x_c).transpose(1, 2))  # (b, t, e)
+        _, x_conv, z = self.conv_front(u)  # (b, t, e) each
         A = -torch.exp(self.A_log)  # (e, n)
         delta = F.softplus(self.dt_bias)  # (e,), the same at every step
         A_bar, B_bar = discretize_euler_b(A, self.B, delta)  # eq-ssm-zoh-a, eq-ssm-simple-b  (e, n)
@@ -173,8 +171,6 @@ def selective_deltas(model: SSMTokenModel, tokens: torch.Tensor, layer: int = 0)
     for norm, block in zip(model.norms[:layer], model.blocks[:layer]):
         x = x + block(norm(x))
     block = model.blocks[layer]
-    xi, _ = block.in_proj(model.norms[layer](x)).chunk(2, dim=-1)  # (b, t, e)
-    x_c = F.pad(xi.transpose(1, 2), (block.d_conv - 1, 0))  # (b, e, t + k - 1)
-    x_conv = F.silu(block.conv1d(x_c).transpose(1, 2))  # (b, t, e)
+    _, x_conv, _ = block.conv_front(model.norms[layer](x))  # (b, t, e)
     delta, _, _ = block._ssm_inputs(x_conv)  # (b, t, e)
     return delta

@@ -36,7 +36,22 @@ from lstm_lab.nn.base import check_input, check_size, check_state_tuple
 from lstm_lab.ssm import SCAN_METHODS, s4d_real_A_log, selective_scan, selective_step
 
 
-class MambaBlock(nn.Module):
+class CausalConvFront:
+    """The front every Mamba-shaped block shares (a mixin: needs ``in_proj``, ``conv1d``, ``d_conv``).
+
+    :meth:`conv_front` splits the input projection into the SSM branch x and the gate branch z,
+    and runs x through the causal depthwise convolution and SiLU.
+    """
+
+    def conv_front(self, u: torch.Tensor):
+        """u (b, t, d_model) -> (x_c (b, e, t + k - 1) the padded conv input, x_conv (b, t, e), z (b, t, e))."""
+        x, z = self.in_proj(u).chunk(2, dim=-1)  # (b, t, e) each
+        x_c = F.pad(x.transpose(1, 2), (self.d_conv - 1, 0))  # left padding only: causal  (b, e, t + k - 1)
+        x_conv = F.silu(self.conv1d(x_c).transpose(1, 2))  # (b, t, e)
+        return x_c, x_conv, z
+
+
+class MambaBlock(CausalConvFront, nn.Module):
     """One Mamba block: (b, t, d_model) -> (b, t, d_model), no residual and no normalisation.
 
     ``dt_rank`` defaults to ceil(d_model / 16), as in Mamba. ``scan_method`` is the ``method`` of
@@ -111,9 +126,7 @@ class MambaBlock(nn.Module):
         """
         u = check_input(u, self.d_model, self.A_log, name="u")
         b, t, _ = u.shape
-        x, z = self.in_proj(u).chunk(2, dim=-1)  # (b, t, e) each
-        x_c = F.pad(x.transpose(1, 2), (self.d_conv - 1, 0))  # left padding only: causal  (b, e, t + k - 1)
-        x_conv = F.silu(self.conv1d(x_c).transpose(1, 2))  # (b, t, e)
+        x_c, x_conv, z = self.conv_front(u)  # (b, e, t + k - 1), (b, t, e), (b, t, e)
         delta, B, C = self._ssm_inputs(x_conv)
         A = -torch.exp(self.A_log)  # (e, n), negative
         y, h = selective_scan(
