@@ -1,8 +1,11 @@
 # Course tasks. The two a newcomer needs:
-#   make book   set up .venv and build the HTML book into _build/html/index.html
-#   make test   set up .venv and run the whole test suite (lint, unit tests, nbval, strict book build)
-# Instructors: make assignments | grade ASSIGNMENT=<name> SUBMISSIONS=<folder> | student-book
-# Others: make env | execute | sync | check | bench | clean | clean-env
+#   make book         set up .venv and build the HTML book into _build/html/index.html
+#   make test         set up .venv and run everything: lint, unit tests, nbval, the strict book
+#                     build, the assignments, and nbval again on another numerical path
+# Day to day:   make test-fast (unit tests, about a minute) | execute [NB=notebooks/X.ipynb]
+# Instructors:  make assignments | grade ASSIGNMENT=<name> SUBMISSIONS=<folder> | student-book
+# Others:       make env | test-portable | test-oldest | sync | check | bench | clean | clean-env
+# Another Python: make PYTHON=python3.12 test (3.10-3.13; .venv is rebuilt when it changes)
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -15,10 +18,11 @@ TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 STAMP := $(VENV)/.lstm_lab-env
 BOOK_FLAGS ?= -W -n --keep-going
 
-.PHONY: help env book test lint execute sync check bench clean clean-env assignments grade student-book
+.PHONY: help env book test test-fast test-portable test-oldest lint execute sync check bench clean \
+	clean-env assignments grade student-book
 
 help:
-	@sed -n '1,7p' Makefile
+	@sed -n '/^#/!q;p' Makefile
 
 env: $(STAMP)
 
@@ -26,7 +30,12 @@ env: $(STAMP)
 # PyTorch is installed first and alone from TORCH_INDEX, so pip never reaches for the CUDA
 # build that a plain `torch` requirement gets on Linux; the second step adds its dependencies
 # and everything else from PyPI.
+# tools/check_python.py stops early, naming the fix, when $(PYTHON) is not a supported Python,
+# and removes a .venv made by a broken or unsupported Python (or by another one than an explicit
+# PYTHON=), so a failed first attempt is never reused.
 $(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found: install Python 3.10-3.13 and run make PYTHON=<it>"; exit 1; }
+	@$(PYTHON) tools/check_python.py --venv $(VENV) $(if $(filter command line environment,$(origin PYTHON)),--explicit)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet --no-deps "torch==$(TORCH_VERSION)" --extra-index-url $(TORCH_INDEX)
@@ -40,12 +49,43 @@ book: env
 
 test: env lint
 	$(BIN)/python -m pytest
+	$(MAKE) --no-print-directory test-portable
+
+# Unit tests only: no notebooks, no book build, no grading of assignments.
+test-fast: env
+	$(BIN)/python -m pytest tests -m "not book" --ignore=tests/test_assignments.py -q
+
+# The stored outputs must not depend on the kernels of the machine that produced them: run
+# every notebook again through other numerical code paths (ATen's unvectorised kernels, MKL's
+# compatible code path, oneDNN limited to SSE4.1, one BLAS thread). Training runs then differ
+# in their last bits, as they do between an AMD and an Intel CPU; every checked output must not.
+PORTABLE_ENV := ATEN_CPU_CAPABILITY=default MKL_CBWR=COMPATIBLE ONEDNN_MAX_CPU_ISA=SSE41 \
+	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
+test-portable: env
+	env $(PORTABLE_ENV) $(BIN)/python -m pytest notebooks -p no:cacheprovider -q
 
 lint: env
 	$(BIN)/ruff check lstm_lab tests tools benchmarks
 
+# The oldest versions pyproject.toml allows: a separate environment built with OLDEST_PYTHON and
+# every ">=" bound installed exactly (pip constraints from `tools.course lower-bounds`), then
+# the unit tests. Not part of `make test` (it downloads a second PyTorch); run it when a bound moves.
+OLDEST_PYTHON ?= python3.10
+OLDEST_VENV ?= .venv-oldest
+test-oldest: env
+	@mkdir -p _build
+	$(BIN)/python -m tools.course lower-bounds > _build/lower-bounds.txt
+	@cat _build/lower-bounds.txt | tr '\n' ' '; echo
+	rm -rf $(OLDEST_VENV)
+	$(OLDEST_PYTHON) tools/check_python.py
+	$(OLDEST_PYTHON) -m venv $(OLDEST_VENV)
+	$(OLDEST_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(OLDEST_VENV)/bin/python -m pip install --quiet -c _build/lower-bounds.txt torch --extra-index-url $(TORCH_INDEX)
+	$(OLDEST_VENV)/bin/python -m pip install --quiet -c _build/lower-bounds.txt -e ".[test]"
+	$(OLDEST_VENV)/bin/python -m pytest tests -m "not book" -q
+
 execute: env
-	$(BIN)/python -m tools.course execute
+	$(BIN)/python -m tools.course execute $(NB)
 
 # Instructors. Student notebooks and autograders for every master in assignments/, into
 # _build/assignments/<name>/{student,autograder}; grading a folder of submitted notebooks into

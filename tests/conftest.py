@@ -16,14 +16,15 @@ import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
+GPU_SKIP_REASON = "needs a CUDA device; none is available here"
 
 
 def pytest_collection_modifyitems(config, items):
     if torch.cuda.is_available():
         return
-    skip_gpu = pytest.mark.skip(reason="needs a CUDA device; none is available here")
+    skip_gpu = pytest.mark.skip(reason=GPU_SKIP_REASON)
     for item in items:
-        if "gpu" in item.keywords:
+        if item.get_closest_marker("gpu") is not None:  # the marker, not any id that says "gpu"
             item.add_marker(skip_gpu)
 
 

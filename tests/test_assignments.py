@@ -10,6 +10,7 @@ ends, a deleted check cell, graded together as a folder into a CSV.
 from __future__ import annotations
 
 import csv
+import os
 import re
 
 import nbformat
@@ -21,6 +22,7 @@ from tools import course
 MASTERS = A.master_paths()
 NAMES = [p.stem for p in MASTERS]
 pytestmark = pytest.mark.skipif(not MASTERS, reason="no assignment masters")
+needs_posix = pytest.mark.skipif(os.name != "posix", reason="grading needs Linux or macOS (process groups)")
 
 
 @pytest.fixture(scope="session")
@@ -112,6 +114,7 @@ def test_student_notebook_has_no_solution_and_no_hidden_test(generated, name):
     assert course._is_setup_cell(student.cells[0]), "the student notebook starts with the setup cell"
 
 
+@needs_posix
 @pytest.mark.parametrize("name", NAMES)
 def test_reference_solution_scores_full_marks(generated, name):
     g = generated[name]
@@ -120,6 +123,7 @@ def test_reference_solution_scores_full_marks(generated, name):
     assert grade.possible > 0 and grade.total == grade.possible, grade
 
 
+@needs_posix
 @pytest.mark.parametrize("name", NAMES)
 def test_unmodified_student_notebook_runs_and_scores_zero(generated, name):
     g = generated[name]
@@ -151,6 +155,7 @@ def half_finished(g: A.Generated, path):
     return path
 
 
+@needs_posix
 @pytest.mark.parametrize("name", NAMES)
 def test_half_finished_submission_scores_partial_marks(generated, name, tmp_path):
     g = generated[name]
@@ -167,6 +172,7 @@ def _variant(g: A.Generated, path, edit):
     nbformat.write(nb, path)
 
 
+@needs_posix
 def test_bad_submissions_each_get_a_score_and_a_reason(generated, tmp_path):
     g = generated[NAMES[0]]
     subs = tmp_path / "submissions"
@@ -215,6 +221,7 @@ def test_bad_submissions_each_get_a_score_and_a_reason(generated, tmp_path):
     assert {"status", "reason", "possible"} <= set(rows[0])
 
 
+@needs_posix
 def test_a_notebook_past_the_time_limit_scores_zero_and_the_rest_go_on(generated, tmp_path):
     g = generated[NAMES[0]]
     subs = tmp_path / "submissions"
@@ -236,3 +243,9 @@ def test_commands_name_what_is_missing(tmp_path):
         A.grade_folder(NAMES[0], tmp_path, generated_in=tmp_path)
     with pytest.raises(SystemExit, match="unknown assignment"):
         A.generate(["nope"], tmp_path)
+
+
+def test_grading_says_plainly_that_it_needs_posix():
+    A.require_posix("posix")
+    with pytest.raises(SystemExit, match="needs Linux or macOS"):
+        A.require_posix("nt")

@@ -109,3 +109,21 @@ def test_plot_curves_one_panel_with_every_curve_and_the_reference():
         plot_curves([1, 2], {"a": [1.0]}, xlabel="x", ylabel="y")
     with pytest.raises(ValueError, match="at least one curve"):
         plot_curves([1, 2], {}, xlabel="x", ylabel="y")
+
+
+def test_a_notebook_shows_each_figure_under_the_cell_that_drew_it():
+    """In a kernel, a figure from lstm_lab.plotting appears in its own cell's output. With
+    IPython 9 and matplotlib < 3.9 the first figure of a notebook showed up under the next cell;
+    pyproject.toml asks for matplotlib >= 3.9, and this checks whatever is installed."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("from lstm_lab.plotting import plot_curves\n"
+                                  "fig = plot_curves([1, 2], {'a': [1.0, 2.0]}, xlabel='x', ylabel='y')"),
+        nbformat.v4.new_code_cell("print('next cell')"),
+    ])
+    NotebookClient(nb, timeout=120, kernel_name="python3").execute()
+    drew, after = ([o.get("data", {}) for o in cell.outputs] for cell in nb.cells)
+    assert any("image/png" in d for d in drew), "the figure is not in the cell that drew it"
+    assert not any("image/png" in d for d in after), "the figure appeared under the next cell"

@@ -49,7 +49,11 @@ def test_methods_equal_loop(method, t, dtype):
 def test_extreme_decay_equals_loop(method, dtype, a_value):
     a, b, h0 = inputs((2, 300, 4), dtype, a_value=a_value)
     ref = loop(a.double(), b.double(), h0.double()).to(dtype)
-    tol = TOL[dtype] if a_value < 0.5 else dict(rtol=1e-5 if dtype == torch.float32 else 1e-10, atol=1e-4)
+    tol = TOL[dtype]
+    if dtype == torch.float32 and a_value > 0.5:
+        # almost no decay: h_t is a running sum of up to 300 terms (|h| up to ~30), and float32
+        # rounds each of those additions, ~2e-5 in all; float64 is held to the usual 1e-10.
+        tol = dict(rtol=1e-5, atol=5e-5)
     assert_close(linear_scan(a, b, h0, method=method), ref, **tol)
 
 
@@ -188,4 +192,4 @@ def test_errors():
         linear_scan(a, b, method="fast")
     with pytest.raises(ValueError, match="chunk_size must be a positive int"):
         linear_scan(a, b, method="chunked", chunk_size=0)
-    assert METHODS == ("auto", "sequential", "parallel", "chunked")
+    assert set(FAST) == set(METHODS), "the parametrised tests must cover every method linear_scan accepts"

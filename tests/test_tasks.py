@@ -179,10 +179,12 @@ def test_adding_problem_draws_do_not_depend_on_dtype():
 
 
 def test_adding_baseline_is_the_variance_of_the_sum():
-    assert ADDING_BASELINE_MSE == 1.0 / 6.0
+    # The target is the sum of two U(0, 1) draws: mean 1, variance 2 / 12. The estimate from
+    # 200,000 sequences has a standard error of 4.4e-4, so 0.002 is a margin of 4.5 of them.
     _, y = adding_problem(batch_size=200_000, seq_len=6, seed=0, dtype=np.float64)
     mse = np.mean((y - 1.0) ** 2)
-    assert abs(mse - ADDING_BASELINE_MSE) < 0.005
+    assert abs(mse - ADDING_BASELINE_MSE) < 0.002
+    assert abs(mse - 2 / 12) < 0.002
     assert abs(np.mean(y) - 1.0) < 0.01
 
 
@@ -339,7 +341,9 @@ def as_mask(sets: list[str]) -> np.ndarray:
 
 
 def test_the_test_recognizer_knows_a_few_strings():
-    assert REBER_SYMBOLS == "BTPSXVE"
+    # The one-hot alphabet holds each symbol the grammar produces, once.
+    produced = set("".join(embedded_reber_string(seed=s) for s in range(200)))
+    assert produced == set(REBER_SYMBOLS) and len(REBER_SYMBOLS) == len(produced)
     for good in ["BTSSXXTVVE", "BTXSE", "BPVVE", "BPTVPXTTVVE", "BTXXVPSE"]:
         assert is_reber(good), good
     for bad in ["", "BTSSXXTVV", "BTSSXXTVVP", "BTXSEB", "TXSE", "BPVE", "btxse"]:

@@ -189,9 +189,18 @@ def grade_notebook(generated: Generated, submission: Path, *, cell_timeout: int 
                  summary["questions"], "; ".join(reasons), seconds)
 
 
+def require_posix(os_name: str = os.name) -> None:
+    """Grading stops a submission's whole process group at its time limit: POSIX only."""
+    if os_name != "posix":
+        raise SystemExit("grading needs Linux or macOS: it stops each submission's process group "
+                         "at its time limit, which Windows does not have (the student side of the "
+                         "assignments works on Windows)")
+
+
 def grade_folder(name: str, submissions: Path, out_csv: Path | None = None, *, generated_in: Path = BUILD,
                  cell_timeout: int = CELL_TIMEOUT, notebook_timeout: int = NOTEBOOK_TIMEOUT) -> list[Grade]:
     """Grade every ``*.ipynb`` under ``submissions`` (recursively) and write the scores as CSV."""
+    require_posix()
     masters = [p.stem for p in master_paths()]
     if name not in masters:
         raise SystemExit(f"unknown assignment {name!r}; the masters are {masters}")

@@ -272,6 +272,34 @@ def execute(paths: list[Path], timeout: int = 900) -> list[tuple[Path, float, fl
     return results
 
 
+# ----------------------------------------------------------------------------- oldest supported
+def lower_bounds(root: Path = ROOT, extras: tuple[str, ...] = ("book", "assign", "test")) -> list[str]:
+    """``name==version`` for every ``>=`` lower bound in pyproject.toml (runtime and ``extras``).
+
+    `make test-oldest` installs with these as pip constraints, so every lower bound the project
+    states is one the unit tests have run against.
+    """
+    from packaging.requirements import Requirement
+
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib
+    project = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    specs = list(project["dependencies"])
+    for extra in extras:
+        specs += project["optional-dependencies"].get(extra, [])
+    pins = {}
+    for spec in specs:
+        req = Requirement(spec)
+        if req.marker is not None and not req.marker.evaluate():
+            continue
+        for clause in req.specifier:
+            if clause.operator == ">=":
+                pins[req.name.lower()] = f"{req.name.lower()}=={clause.version}"
+    return sorted(pins.values())
+
+
 # ----------------------------------------------------------------------------- student edition
 STUDENT_BUILD = ROOT / "_build" / "student"
 
@@ -314,6 +342,8 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("sync", help="write the setup cell and repository URL from _config.yml")
     sub.add_parser("check", help="fail if `sync` would change anything")
+    sub.add_parser("lower-bounds", help="print every lower bound of pyproject.toml as name==version "
+                   "(the constraints of `make test-oldest`)")
     sub.add_parser("student-book", help="build the book without exercise solutions into _build/student; "
                    "further options (e.g. -W -n) go to jupyter-book build")
     ex = sub.add_parser("execute", help="run notebooks and store their outputs")
@@ -332,6 +362,9 @@ def main(argv: list[str] | None = None) -> int:
         for path in stale:
             print(f"out of date (run `make sync`): {path.relative_to(ROOT)}")
         return 1 if stale else 0
+    if args.command == "lower-bounds":
+        print("\n".join(lower_bounds()))
+        return 0
     if args.command == "student-book":
         html = build_student_book(extra)
         print(f"student edition: {html / 'index.html'}")
