@@ -292,11 +292,10 @@ def lower_bounds(root: Path = ROOT, extras: tuple[str, ...] = ("book", "assign",
     pins = {}
     for spec in specs:
         req = Requirement(spec)
-        if req.marker is not None and not req.marker.evaluate():
-            continue
+        marker = f"; {req.marker}" if req.marker is not None else ""  # pip evaluates it
         for clause in req.specifier:
             if clause.operator == ">=":
-                pins[req.name.lower()] = f"{req.name.lower()}=={clause.version}"
+                pins[req.name.lower()] = f"{req.name.lower()}=={clause.version}{marker}"
     return sorted(pins.values())
 
 
