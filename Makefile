@@ -81,11 +81,12 @@ test-oldest: env
 	@mkdir -p _build
 	$(BIN)/python -m tools.course lower-bounds > _build/lower-bounds.txt
 	@cat _build/lower-bounds.txt | tr '\n' ' '; echo
-	rm -rf $(OLDEST_VENV)
+	@command -v $(OLDEST_PYTHON) >/dev/null 2>&1 || { echo "$(OLDEST_PYTHON) not found: install Python 3.10, the oldest the course supports, or name one with OLDEST_PYTHON=<python>"; exit 1; }
 	$(OLDEST_PYTHON) tools/check_python.py
+	rm -rf $(OLDEST_VENV)
 	$(OLDEST_PYTHON) -m venv $(OLDEST_VENV)
 	$(OLDEST_VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(OLDEST_VENV)/bin/python -m pip install --quiet -c _build/lower-bounds.txt torch --extra-index-url $(TORCH_INDEX)
+	$(OLDEST_VENV)/bin/python -m pip install --quiet --no-deps -c _build/lower-bounds.txt torch --extra-index-url $(TORCH_INDEX)
 	$(OLDEST_VENV)/bin/python -m pip install --quiet -c _build/lower-bounds.txt -e ".[test]"
 	$(OLDEST_VENV)/bin/python -m pytest tests -m "not book" -q
 
