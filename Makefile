@@ -2,7 +2,7 @@
 #   make book         set up .venv and build the HTML book into _build/html/index.html
 #   make test         set up .venv and run everything: lint, unit tests, nbval, the strict book
 #                     build, the assignments, and nbval again on another numerical path
-# Day to day:   make test-fast (unit tests, about a minute) | execute [NB=notebooks/X.ipynb]
+# Day to day:   make test-fast (unit tests, under a minute) | execute [NB=notebooks/X.ipynb]
 # Instructors:  make assignments | grade ASSIGNMENT=<name> SUBMISSIONS=<folder> | student-book
 # Others:       make env | test-portable | test-oldest | sync | check | bench | clean | clean-env
 # Another Python: make PYTHON=python3.12 test (3.10-3.13; .venv is rebuilt when it changes)
