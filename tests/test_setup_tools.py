@@ -84,3 +84,16 @@ def test_lower_bounds_command_prints_pip_constraints():
     lines = proc.stdout.splitlines()
     assert lines == sorted(lines) and all("==" in line for line in lines)
     assert "torch==2.1" in lines
+
+
+def test_supported_pythons_match_pyproject():
+    """One list of Pythons: the classifiers and requires-python say what check_python enforces."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib
+    project = tomllib.loads((course.ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    prefix = "Programming Language :: Python :: 3."
+    minors = sorted(int(c[len(prefix):]) for c in project["classifiers"] if c.startswith(prefix))
+    assert [(3, m) for m in minors] == list(check_python.SUPPORTED)
+    assert project["requires-python"] == ">={}.{}".format(*check_python.SUPPORTED[0])
