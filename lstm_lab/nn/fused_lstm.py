@@ -73,7 +73,9 @@ class FusedLSTMFunction(torch.autograd.Function):
         xh, W_x, W_hT, gates, cs, tanh_cs = ctx.saved_tensors
         bsz, t, d, h = ctx.shape
         dgates = torch.empty_like(gates)  # (t, b, 4h): dL/d(pre-activations), [g, i, f, o]
-        dhs_tm = dhs.transpose(0, 1).contiguous()  # (t, b, h)
+        # (t, b, h), always a copy: the loop below updates it in place, and .contiguous() would
+        # return dhs itself when b = 1 or t = 1 (autograd may share dhs with other users)
+        dhs_tm = dhs.transpose(0, 1).clone(memory_format=torch.contiguous_format)
         dhs_tm[t - 1] += dh_last
         dh = dhs_tm[t - 1]
         dc = dc_last.clone()
