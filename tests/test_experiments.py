@@ -63,6 +63,25 @@ def test_ensemble_forward_runs_each_member_on_its_own_batch():
         ens(torch.randn(2, 4, 5, 8))
 
 
+@pytest.mark.parametrize("impl", ["auto", "cell"])
+def test_the_docstring_ensemble_runs_with_the_default_impl(impl):
+    """SeedEnsemble's own example, ``lambda: SequenceModel(LSTM(8, 16), 4)``: under vmap an
+    "auto" LSTM runs the cell (aten::lstm has no batching rule), the same function."""
+    ens = SeedEnsemble(lambda: SequenceModel(LSTM(8, 16, impl=impl), 4), seeds=(0, 1))
+    x = torch.randn(2, 3, 5, 8)
+    out = ens(x)
+    for j in range(2):
+        with torch.no_grad():
+            torch.testing.assert_close(out[j], ens.member(j)(x[j])[0], rtol=1e-5, atol=1e-6)
+    assert ens.member(0).core.layers[0].impl == ("torch" if impl == "auto" else "cell")
+
+
+def test_an_explicit_torch_kernel_under_vmap_gets_a_clear_error():
+    ens = SeedEnsemble(lambda: SequenceModel(LSTM(8, 16, impl="torch"), 4), seeds=(0, 1))
+    with pytest.raises(ValueError, match="impl='torch' cannot run under torch.func.vmap"):
+        ens(torch.randn(2, 3, 5, 8))
+
+
 def test_training_an_ensemble_equals_separate_runs():
     """Adam on the sum of the members' losses = Adam on each member alone, same batches."""
     seeds, steps = (0, 7), 4

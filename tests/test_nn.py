@@ -145,6 +145,23 @@ def test_auto_picks_the_torch_kernel_where_torch_has_the_model():
         LSTM(2, 3, variant="CIFG", impl="torch")
 
 
+@pytest.mark.parametrize("kind", ["RNN", "LSTM", "GRU"])
+def test_the_torch_kernel_draws_no_random_numbers_and_keeps_no_state(kind):
+    """impl="auto" (= "torch") leaves the global RNG where impl="cell" leaves it, and the layer
+    holds nothing but its book-named parameters after a forward pass (no hidden module)."""
+    draws = {}
+    for impl in ("auto", "cell"):
+        torch.manual_seed(0)
+        model = OURS[kind](3, 4, num_layers=2, impl=impl)
+        model(torch.randn(2, 5, 3))
+        draws[impl] = torch.rand(3)
+        for layer in model.layers:
+            extra = {k: v for k, v in vars(layer).items() if isinstance(v, (torch.Tensor, torch.nn.Module))}
+            assert not extra, f"{impl}: the layer keeps {sorted(extra)}"
+            assert not list(layer.children())
+    assert torch.equal(draws["auto"], draws["cell"])
+
+
 @pytest.mark.parametrize("impl", ["cell", "torch"])
 @pytest.mark.parametrize("kind", ["RNN", "LSTM", "GRU"])
 def test_step_by_step_equals_whole_sequence(kind, impl):

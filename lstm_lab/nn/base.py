@@ -11,7 +11,6 @@ import warnings
 import numpy as np
 import torch
 from torch import nn
-from torch.func import functional_call
 
 from lstm_lab.nn.torch_layout import check_convertible, params_from_torch, params_to_torch, torch_weights
 
@@ -52,7 +51,9 @@ def check_input(
 
 
 def resolve_impl(impl: str, allowed: tuple[str, ...], has_torch_kernel: bool, what: str) -> str:
-    """The implementation a layer runs: "auto" -> "torch" where PyTorch has the model, else "cell"."""
+    """The implementation a layer runs: "auto" -> "torch" where PyTorch has the model, else "cell".
+
+    (Under ``torch.func.vmap`` an "auto" layer runs "cell": see :meth:`RecurrentLayer.impl_for`.)"""
     if impl not in ("auto", *allowed):
         raise ValueError(f"impl must be one of {', '.join(map(repr, ('auto', *allowed)))}, got {impl!r}")
     if impl == "torch" and not has_torch_kernel:
@@ -104,12 +105,27 @@ def uniform_init(module: nn.Module, hidden_size: int) -> None:
         p.uniform_(-bound, bound)
 
 
+#: PyTorch's kernels for torch.nn.RNN/LSTM/GRU, called without a module
+_TORCH_KERNELS = {"RNN": torch.rnn_tanh, "LSTM": torch.lstm, "GRU": torch.gru}
+
+
+def _batched_by_vmap(x: torch.Tensor) -> bool:
+    """True if ``x`` is (or wraps) a tensor batched by ``torch.func.vmap``."""
+    functorch = torch._C._functorch
+    while functorch.is_functorch_wrapped_tensor(x):
+        if functorch.is_batchedtensor(x):
+            return True
+        x = functorch.get_unwrapped(x)
+    return False
+
+
 class RecurrentLayer(nn.Module):
     """One layer: book-named parameters registered as attributes (``layer.W_xh`` ...).
 
     ``impl`` chooses how the layer runs: "cell" (the readable loop, one line per equation,
     autograd for the backward pass) or "torch" (PyTorch's own kernel, oneDNN on a CPU and
-    cuDNN on a GPU, run on these same parameters through ``torch.func.functional_call``).
+    cuDNN on a GPU, called directly on these same parameters, with no hidden module).
+    A layer built with "auto" records it in ``auto``: see :meth:`impl_for`.
     """
 
     #: "RNN", "LSTM" or "GRU": the torch.nn module with the same function, if any
@@ -139,19 +155,41 @@ class RecurrentLayer(nn.Module):
             out[n] = w.new_zeros(shape) if p is None else (p.detach() if detach else p)
         return out
 
+    def impl_for(self, *tensors: torch.Tensor) -> str:
+        """The implementation this call runs: ``self.impl``, except under ``torch.func.vmap``.
+
+        PyTorch's RNN kernels (aten::lstm, gru, rnn_tanh) have no vmap batching rule, and
+        neither has the fused Function; so a layer built with ``impl="auto"`` runs the
+        readable cell (the same function) when any of ``tensors`` or its weights is batched
+        by vmap, and an explicit "torch" or "fused" raises.
+        """
+        if self.impl == "cell" or not any(map(_batched_by_vmap, (*tensors, self.first_weight()))):
+            return self.impl
+        if getattr(self, "auto", False):
+            return "cell"
+        raise ValueError(
+            f"impl={self.impl!r} cannot run under torch.func.vmap (PyTorch has no batching rule "
+            "for it); use impl='auto' or impl='cell'"
+        )
+
+    def first_weight(self) -> torch.Tensor:
+        """The layer's first weight matrix, as the current call sees it (functional_call swaps it)."""
+        return getattr(self, next(iter(self.shapes)))
+
     def forward_torch(self, x: torch.Tensor, *states: torch.Tensor):
-        """Run PyTorch's kernel for ``torch.nn.<torch_kind>`` on this layer's parameters."""
-        template = self.__dict__.get("_torch_template")
-        if template is None:  # built once; its own weights are never used
-            d = self.shapes[next(iter(self.shapes))][0]
-            template = getattr(nn, self.torch_kind)(d, self.hidden_size, 1, bias=self.bias, batch_first=True)
-            self.__dict__["_torch_template"] = template  # not a submodule: no parameters of its own
-        weights = torch_weights(self.full_params(detach=False), self.torch_kind, 0, self.bias)
-        state = tuple(s.unsqueeze(0) for s in states)
+        """Run PyTorch's kernel for ``torch.nn.<torch_kind>`` on this layer's parameters.
+
+        Stateless: the aten op is called on the book-named parameters, stacked in torch's
+        layout for this call (differentiably), so no module is built, no random number is
+        drawn and no second copy of the weights is kept.
+        """
+        weights = list(torch_weights(self.full_params(detach=False), self.torch_kind, 0, self.bias).values())
+        hx = tuple(s.unsqueeze(0) for s in states)  # (1, b, h) each: one layer
+        op = _TORCH_KERNELS[self.torch_kind]
         with warnings.catch_warnings():  # cuDNN notes that the weights are not one contiguous block
             warnings.filterwarnings("ignore", message=".*contiguous chunk of memory.*")
-            out, final = functional_call(template, weights, (x, state[0] if len(state) == 1 else state))
-        final = (final,) if isinstance(final, torch.Tensor) else tuple(final)
+            # (input, hx, params, has_biases, num_layers, dropout, train, bidirectional, batch_first)
+            out, *final = op(x, hx if len(hx) > 1 else hx[0], weights, self.bias, 1, 0.0, self.training, False, True)
         return out, tuple(f[0] for f in final)
 
     def linear(self, k: str, x_t: torch.Tensor, h_prev: torch.Tensor) -> torch.Tensor:

@@ -24,11 +24,12 @@ class GRULayer(RecurrentLayer):
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, form: str = "torch", impl: str = "auto"):
         self.form = check_gru_form(form)
         self.impl = resolve_impl(impl, ("cell", "torch"), form == "torch", f"the {form!r} GRU")
+        self.auto = impl == "auto"
         super().__init__(gru_param_shapes(form, input_size, hidden_size), hidden_size, bias)
 
     def forward(self, x: torch.Tensor, h0: torch.Tensor):
         """x (b, t, d), h0 (b, h) -> hs (b, t, h), (h_T,)."""
-        if self.impl == "torch":
+        if self.impl_for(x, h0) == "torch":
             return self.forward_torch(x, h0)
         return self.forward_cell(x, h0)
 
@@ -57,8 +58,8 @@ class GRU(StackedRecurrent):
     ``form="torch"`` (default) computes exactly what ``torch.nn.GRU`` computes; ``form="cho"``
     is the original GRU of Cho et al. (2014), which resets the state before multiplying by
     W_hn. ``impl`` is "cell" (the readable loop), "torch" (PyTorch's kernel; form "torch"
-    only) or "auto" (the kernel where it applies). ``forward(x, h0=None)`` returns
-    ``(outputs (b, t, h), h_n (num_layers, b, h))``.
+    only) or "auto" (the kernel where it applies, but "cell" under ``torch.func.vmap``).
+    ``forward(x, h0=None)`` returns ``(outputs (b, t, h), h_n (num_layers, b, h))``.
     """
 
     state_names = ("h",)

@@ -33,6 +33,7 @@ class LSTMLayer(RecurrentLayer):
         self.spec = spec
         self.forget_bias = forget_bias
         self.impl = resolve_impl(impl, IMPLS, spec.name in ("vanilla", "NP"), f"the {spec.name} LSTM")
+        self.auto = impl == "auto"
         super().__init__(lstm_param_shapes(spec, input_size, hidden_size), hidden_size, bias)
 
     @torch.no_grad()
@@ -46,9 +47,10 @@ class LSTMLayer(RecurrentLayer):
 
     def forward(self, x, h0, c0, gates0=None):
         """x (b, t, d), h0 and c0 (b, h), FGR's gates0 (b, 3h) -> hs (b, t, h), final states."""
-        if self.impl == "torch":
+        impl = self.impl_for(x, h0, c0)
+        if impl == "torch":
             return self.forward_torch(x, h0, c0)
-        if self.impl == "fused":
+        if impl == "fused":
             return self.forward_fused(x, h0, c0)
         return self.forward_cell(x, h0, c0, gates0)
 
@@ -129,7 +131,10 @@ class LSTM(StackedRecurrent):
         our fast path with a hand-written backward, built the way cuDNN builds it; "torch"
         PyTorch's own kernel (oneDNN on a CPU, cuDNN on a GPU) on these same parameters.
         "fused" and "torch" exist for the vanilla LSTM (and NP) only. "auto" (default) picks
-        "torch" where it applies and "cell" otherwise: the fastest choice for training.
+        "torch" where it applies and "cell" otherwise: the fastest choice for training. Under
+        ``torch.func.vmap`` (e.g. ``lstm_lab.experiments.SeedEnsemble``) "auto" runs "cell",
+        since PyTorch's LSTM kernel has no batching rule. No choice draws random numbers or
+        keeps a copy of the weights: all of them compute on the parameters below.
 
     ``forward(x, state=None)`` takes x (b, t, input_size) and ``state = (h0, c0)``, each
     (num_layers, b, h), or None for zeros; FGR adds a third tensor, the previous gates

@@ -17,11 +17,12 @@ class RNNLayer(RecurrentLayer):
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, impl: str = "auto"):
         self.impl = resolve_impl(impl, ("cell", "torch"), True, "the tanh RNN")
+        self.auto = impl == "auto"
         super().__init__(rnn_param_shapes(input_size, hidden_size), hidden_size, bias)
 
     def forward(self, x: torch.Tensor, h0: torch.Tensor):
         """x (b, t, d), h0 (b, h) -> hs (b, t, h), (h_T,)."""
-        if self.impl == "torch":
+        if self.impl_for(x, h0) == "torch":
             return self.forward_torch(x, h0)
         return self.forward_cell(x, h0)
 
@@ -39,7 +40,7 @@ class RNN(StackedRecurrent):
     """A stack of tanh RNN layers, batch-first, like ``torch.nn.RNN(batch_first=True)``.
 
     ``impl`` is "cell" (the readable loop), "torch" (PyTorch's kernel on these parameters)
-    or "auto" (= "torch"). ``forward(x, h0=None)`` takes x (b, t, input_size) and h0
+    or "auto" (= "torch"; "cell" under ``torch.func.vmap``). ``forward(x, h0=None)`` takes x (b, t, input_size) and h0
     (num_layers, b, h) and returns ``(outputs (b, t, h), h_n (num_layers, b, h))``.
     """
 
