@@ -224,6 +224,21 @@ def test_scratch_params_and_load_params_round_trip():
         model.scratch_params(layer=1)
 
 
+def test_load_params_rejects_keys_the_model_does_not_have():
+    """A peephole dict into a vanilla LSTM must not silently drop p_i, p_f, p_o (the NumPy
+    models reject unknown keys too)."""
+    peephole = LSTM(3, 4, variant="peephole").scratch_params()
+    vanilla = LSTM(3, 4)
+    before = [p.clone() for p in vanilla.parameters()]
+    with pytest.raises(KeyError, match=r"unexpected keys \['p_i', 'p_f', 'p_o'\]"):
+        vanilla.load_params(peephole)
+    assert all(torch.equal(p, q) for p, q in zip(vanilla.parameters(), before)), "nothing is copied"
+    with pytest.raises(KeyError, match="missing"):
+        LSTM(3, 4, variant="peephole").load_params(vanilla.scratch_params())
+    with pytest.raises(IndexError, match="layer"):
+        vanilla.load_params(vanilla.scratch_params(), layer=1)
+
+
 BAD = [
     ("not a tensor", lambda m: m(np.zeros((2, 3, 3))), TypeError, "torch.Tensor"),
     ("integer", lambda m: m(torch.zeros(2, 3, 3, dtype=torch.long)), TypeError, "floating-point"),

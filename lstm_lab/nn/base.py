@@ -296,19 +296,30 @@ class StackedRecurrent(nn.Module):
 
     @torch.no_grad()
     def load_params(self, params: dict, layer: int = 0) -> "StackedRecurrent":
-        """Copy book-named parameters (NumPy arrays or tensors) into one layer; returns self."""
+        """Copy book-named parameters (NumPy arrays or tensors) into one layer; returns self.
+
+        ``params`` must hold exactly the layer's keys (a missing or an unknown key raises
+        ``KeyError``, as the NumPy models do); everything is checked before anything is copied.
+        """
+        if not 0 <= layer < self.num_layers:
+            raise IndexError(f"layer must be in [0, {self.num_layers}), got {layer}")
         lay = self.layers[layer]
+        missing = [k for k in lay.shapes if k not in params]
+        extra = [k for k in params if k not in lay.shapes]
+        if missing or extra:
+            what = f"is missing {missing}" if missing else f"has unexpected keys {extra}"
+            raise KeyError(f"params {what}; expected keys {list(lay.shapes)}")
+        values = {}
         for name, shape in lay.shapes.items():
-            if name not in params:
-                raise KeyError(f"params is missing {name!r}; expected keys {list(lay.shapes)}")
             value = params[name]
             value = value if isinstance(value, torch.Tensor) else torch.as_tensor(np.asarray(value))
             if tuple(value.shape) != shape:
                 raise ValueError(f"params[{name!r}] must have shape {shape}, got {tuple(value.shape)}")
+            if getattr(lay, name, None) is None and torch.any(value != 0):
+                raise ValueError(f"this model has bias=False but params[{name!r}] is not zero")
+            values[name] = value
+        for name, value in values.items():
             p = getattr(lay, name, None)
-            if p is None:
-                if torch.any(value != 0):
-                    raise ValueError(f"this model has bias=False but params[{name!r}] is not zero")
-                continue
-            p.copy_(value.to(p.dtype))
+            if p is not None:
+                p.copy_(value.to(p.dtype))
         return self
