@@ -111,6 +111,29 @@ def test_minlstm_parallel_is_finite_for_saturated_gates():
     assert_close(m(x)[0], m(x, mode="sequential")[0], **TIGHT)
 
 
+@pytest.mark.parametrize("mode", ["sequential", "parallel"])
+def test_minlstm_is_finite_and_right_when_both_gates_saturate(mode):
+    """Both pre-activations at -95: in float32 sigma(-95) underflows to 0, so the plain f / (f + i)
+    is 0/0. The normalised gates are still defined; float64 (no underflow) gives their value."""
+    m = MinLSTM(2, 3)
+    with torch.no_grad():
+        m.W_xf.zero_(), m.W_xi.zero_()
+        m.b_f.fill_(-95.0)
+        m.b_i.fill_(-96.0)  # f' = sigma(1) = 0.73, i' = 0.27
+    x = torch.randn(2, 6, 2)
+    h0 = torch.randn(2, 3)
+    hs, _ = m(x, h0, mode=mode)
+    assert torch.isfinite(hs).all()
+    m64 = MinLSTM(2, 3).double()
+    m64.load_state_dict(m.double().state_dict())
+    f, i = torch.sigmoid(m64.b_f), torch.sigmoid(m64.b_i)
+    h, expected = h0.double(), []
+    for s in range(6):
+        h = f / (f + i) * h + i / (f + i) * (x[:, s].double() @ m64.W_xh + m64.b_h)
+        expected.append(h)
+    assert_close(hs.double(), torch.stack(expected, 1), rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.parametrize(
     "call, error, match",
     [
@@ -315,6 +338,22 @@ def test_mlstm_float32_forms_agree_and_stabiliser_prevents_overflow():
     assert torch.isfinite(plain64(x64)[0]).all()
     for mode in ("recurrent", "parallel"):
         assert_close(stab64(x64, mode=mode)[0], plain64(x64)[0], rtol=1e-8, atol=1e-8)
+
+
+@pytest.mark.parametrize("dtype, i_bias", [(torch.float32, 110.0), (torch.float64, 760.0)])
+@pytest.mark.parametrize("mode", ["recurrent", "parallel"])
+def test_mlstm_zero_query_with_a_large_stabiliser_gives_zero_not_nan(mode, dtype, i_bias):
+    """With q_t = 0 the output is C_t q_t / max(|n_t^T q_t|, 1) = 0. Stabilised, the floor 1 is
+    e^{-m_t}, which underflows once m_t passes ~104 (float32) / ~745 (float64): 0/0 without
+    the guard."""
+    torch.manual_seed(13)
+    m = MLSTM(3, 4, 2).to(dtype)
+    with torch.no_grad():
+        m.W_xq.zero_()  # q_t = 0 for every input
+        m.b_i.fill_(i_bias)  # i~_t ~ i_bias, so m_t ~ i_bias
+    hs, state = m(torch.randn(2, 5, 3, dtype=dtype), mode=mode)
+    assert (state[2] > i_bias - 10).all()
+    assert_close(hs, torch.zeros_like(hs), rtol=0, atol=0)
 
 
 def test_mlstm_errors():

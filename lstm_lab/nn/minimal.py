@@ -23,6 +23,9 @@ Two forms of each model, held equal by ``tests/test_minimal_xlstm.py``:
   picks how; "auto" chooses by shape and device). Its backward is the same scan run backwards
   in time, so memory stays O(b t h) whatever the length.
 
+The sequential form computes f' and i' by :func:`normalised_gates` too (in log space, so it
+stays finite when both gates saturate); the tests hold it to the plain ratio where that is finite.
+
 Feng et al. compute the recurrence in log space instead (Heinsen's scan, with the candidate
 made positive by a function g); that changes the model, and the scan here needs no sign
 condition, so we keep the equations as written.
@@ -37,7 +40,19 @@ from torch import nn
 from lstm_lab.nn.base import add_parameters, check_input, check_size, check_state_tensor, uniform_init
 from lstm_lab.scan import METHODS, linear_scan
 
-__all__ = ["MinGRU", "MinLSTM"]
+__all__ = ["MinGRU", "MinLSTM", "normalised_gates"]
+
+
+def normalised_gates(f_pre: torch.Tensor, i_pre: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """minLSTM's f'_t = f_t / (f_t + i_t) and i'_t = i_t / (f_t + i_t), f = sigma(f~), i = sigma(i~).
+
+    eq-minlstm. Computed as sigma(log f - log i) and sigma(log i - log f): the same numbers,
+    but f + i is never formed. The plain ratio is 0/0 (NaN) once both gates saturate, i.e.
+    both pre-activations below about -89 in float32 (-745 in float64), where sigma underflows
+    to 0; the normalised gates are still well defined there. Any shape; the two must match.
+    """
+    log_f, log_i = F.logsigmoid(f_pre), F.logsigmoid(i_pre)
+    return torch.sigmoid(log_f - log_i), torch.sigmoid(log_i - log_f)  # f'_t, i'_t  eq-minlstm
 
 
 # ----------------------------------------------------------------------------- modules
@@ -128,22 +143,13 @@ class MinLSTM(_MinRNN):
         h, hs = h0, []
         for step in range(x.shape[1]):
             x_t = x[:, step]  # (b, d)
-            f = torch.sigmoid(x_t @ self.W_xf + self.b_f)  # (b, h)
-            i = torch.sigmoid(x_t @ self.W_xi + self.b_i)  # (b, h)
-            f_norm, i_norm = f / (f + i), i / (f + i)
+            f_norm, i_norm = normalised_gates(x_t @ self.W_xf + self.b_f, x_t @ self.W_xi + self.b_i)  # (b, h)
             h_tilde = x_t @ self.W_xh + self.b_h  # (b, h)
             h = f_norm * h + i_norm * h_tilde  # eq-minlstm
             hs.append(h)
         return torch.stack(hs, dim=1)  # (b, t, h)
 
     def forward_parallel(self, x: torch.Tensor, h0: torch.Tensor) -> torch.Tensor:
-        """eq-minlstm for all steps at once: a_t = f'_t, b_t = i'_t * h~_t, then the scan.
-
-        f' = f / (f + i) = sigmoid(log f - log i) is computed that way, which never forms f + i
-        (stable when both gates saturate).
-        """
-        log_f = F.logsigmoid(self.pre("f", x))  # (b, t, h)
-        log_i = F.logsigmoid(self.pre("i", x))  # (b, t, h)
-        f_norm = torch.sigmoid(log_f - log_i)  # f'_t
-        i_norm = torch.sigmoid(log_i - log_f)  # i'_t
+        """eq-minlstm for all steps at once: a_t = f'_t, b_t = i'_t * h~_t, then the scan."""
+        f_norm, i_norm = normalised_gates(self.pre("f", x), self.pre("i", x))  # (b, t, h) each
         return linear_scan(f_norm, i_norm * self.pre("h", x), h0, method=self.scan_method)  # eq-minlstm

@@ -7,6 +7,8 @@ sLSTM (scalar memory; every pre-activation reads x_t and h_{t-1} through full ma
 
     z_t = tanh(z~_t),  o_t = sigma(o~_t),  with k~_t = x_t W_xk + h_{t-1} W_hk + b_k
     i_t = exp(i~_t),   f_t = exp(f~_t)  (or sigma(f~_t): forget_gate="sigmoid")
+    (The paper allows either forget gate. Our default is "exp"; the xLSTM reference code's
+    sLSTM uses the sigmoid, so pass forget_gate="sigmoid" to compare with it.)
     c_t = f_t c_{t-1} + i_t z_t,  n_t = f_t n_{t-1} + i_t,  h_t = o_t * c_t / n_t     eq-slstm
     m_t = max(log f_t + m_{t-1}, i~_t),  i'_t = exp(i~_t - m_t),
     f'_t = exp(log f_t + m_{t-1} - m_t), and c, n updated with i', f'                 eq-slstm-stabilised
@@ -22,7 +24,8 @@ stabilised with the same m_t as the sLSTM. C_t is (d_v, d_k): ``C_t q_t`` has d_
 
 **Stabiliser convention.** Stabilised cells store c'_t = c_t e^{-m_t} and n'_t = n_t e^{-m_t}
 (C' and n' for the mLSTM); h is unchanged because it is a ratio (for the mLSTM the floor 1
-becomes e^{-m_t}). A state is ``(h, c, n, m)`` (sLSTM) or ``(C, n, m)`` (mLSTM) in that
+becomes e^{-m_t}, kept above the dtype's smallest normal number by :func:`stabilised_floor`
+so that a zero query gives h = 0 rather than 0/0). A state is ``(h, c, n, m)`` (sLSTM) or ``(C, n, m)`` (mLSTM) in that
 convention: the true memory is ``c * exp(m)``. The unstabilised reference cells store the true
 memory and return m = 0, and read a given state as ``c * exp(m)``, so the two kinds of cell
 accept each other's states. The default initial state is c = n = 0 with m = -inf ("nothing
@@ -45,7 +48,7 @@ from torch import nn
 
 from lstm_lab.nn.base import add_parameters, check_input, check_size, check_state_tuple, uniform_init
 
-__all__ = ["SLSTMCell", "SLSTM", "MLSTM"]
+__all__ = ["SLSTMCell", "SLSTM", "MLSTM", "stabilised_floor"]
 
 _FORGET_GATES = ("exp", "sigmoid")
 
@@ -71,9 +74,23 @@ def _log_forget(f_pre: torch.Tensor, forget_gate: str) -> torch.Tensor:
     return f_pre if forget_gate == "exp" else F.logsigmoid(f_pre)
 
 
+def stabilised_floor(m: torch.Tensor) -> torch.Tensor:
+    """The mLSTM's floor 1 of eq-mlstm in the stabilised frame: e^{-m_t}, but never below the
+    dtype's smallest normal number.
+
+    e^{-m} underflows to 0 once m passes about 87-104 (float32) or 708-745 (float64); a zero
+    query then gives C'q = 0 and |n'^T q| = 0, so the ratio would be 0/0 (NaN) where the true
+    h is 0. The guard changes nothing while e^{-m} is a normal number, and otherwise keeps
+    the denominator positive. (The xLSTM reference code adds an epsilon to it instead.)
+    """
+    return torch.exp(-m).clamp_min(torch.finfo(m.dtype).tiny)
+
+
 # ----------------------------------------------------------------------------- sLSTM
 class SLSTMCell(nn.Module):
     """One sLSTM step (eq-slstm, or eq-slstm-stabilised when ``stabilised=True``).
+
+    ``forget_gate`` is "exp" (default) or "sigmoid", the one the xLSTM reference code uses.
 
     ``forward(x_t (b, d), state=(h, c, n, m) each (b, h) or None) -> (h, c, n, m)``.
     Parameters W_xz, W_xi, W_xf, W_xo (d, h); W_hz, W_hi, W_hf, W_ho (h, h); b_z, b_i, b_f, b_o (h,).
@@ -257,7 +274,7 @@ class MLSTM(nn.Module):
                 m_new = torch.maximum(log_f[..., step] + m, i_pre[..., step])  # (b, nh)
                 i = torch.exp(i_pre[..., step] - m_new)  # i'_t
                 f = torch.exp(log_f[..., step] + m - m_new)  # f'_t
-                m, floor = m_new, torch.exp(-m_new)  # the floor 1 of eq-mlstm, scaled by e^{-m}
+                m, floor = m_new, stabilised_floor(m_new)  # the floor 1 of eq-mlstm, scaled by e^{-m}
             else:
                 i, f = torch.exp(i_pre[..., step]), torch.exp(log_f[..., step])
                 m, floor = torch.zeros_like(m), torch.ones_like(m)
@@ -287,7 +304,7 @@ class MLSTM(nn.Module):
         S = (q @ k.transpose(-1, -2)) * D  # (b, nh, t, t)
         num = S @ v + D0[..., None] * (q @ C0.transpose(-1, -2))  # (b, nh, t, d_v)
         nq = S.sum(-1) + D0 * (q @ n0[..., None])[..., 0]  # (b, nh, t): n_t^T q_t
-        den = torch.maximum(nq.abs(), torch.exp(-m))  # (b, nh, t)
+        den = torch.maximum(nq.abs(), stabilised_floor(m))  # (b, nh, t)
         h_tilde = num / den[..., None]  # eq-mlstm
         w = D[..., -1, :]  # (b, nh, t): weights of each write in the final state
         C_T = torch.einsum("bhs,bhsv,bhsk->bhvk", w, v, k) + D0[..., -1, None, None] * C0  # (b, nh, d_v, d_k)
