@@ -22,6 +22,7 @@ import re
 import numpy as np
 import torch
 
+from lstm_lab.runtime import eval_mode
 from lstm_lab.tasks import CharVocab
 
 __all__ = ["unigram_probs", "entropy", "sample_text", "sample_unigram_text", "words", "known_word_share"]
@@ -94,17 +95,15 @@ def sample_text(model, vocab: CharVocab, prompt: str, length: int, *, temperatur
         raise ValueError(f"temperature must be positive, got {temperature!r}")
     rng = np.random.default_rng(seed)
     device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
     ids = torch.as_tensor(vocab.encode(prompt), device=device)[None]  # (1, t)
-    logits, state = model(ids)  # (1, t, k)
     out = []
-    for _ in range(length):
-        p = _softmax(logits[0, -1].cpu().numpy(), temperature)  # (k,)
-        nxt = int(rng.choice(vocab.size, p=p))
-        out.append(nxt)
-        logits, state = model(torch.tensor([[nxt]], device=device), state)  # (1, 1, k)
-    model.train(was_training)
+    with eval_mode(model):
+        logits, state = model(ids)  # (1, t, k)
+        for _ in range(length):
+            p = _softmax(logits[0, -1].cpu().numpy(), temperature)  # (k,)
+            nxt = int(rng.choice(vocab.size, p=p))
+            out.append(nxt)
+            logits, state = model(torch.tensor([[nxt]], device=device), state)  # (1, 1, k)
     return vocab.decode(np.array(out, dtype=np.int64))
 
 

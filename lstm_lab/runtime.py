@@ -1,8 +1,10 @@
-"""Where code runs and how it is seeded: one helper for each, used by every notebook."""
+"""Where code runs, how it is seeded, and evaluation mode: one helper for each."""
 
 from __future__ import annotations
 
+import contextlib
 import random
+from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -111,3 +113,15 @@ def seed_everything(seed: int) -> np.random.Generator:
     np.random.seed(seed)
     torch.manual_seed(seed)  # also seeds every CUDA and MPS device
     return np.random.default_rng(seed)
+
+
+@contextlib.contextmanager
+def eval_mode(model: torch.nn.Module) -> Iterator[torch.nn.Module]:
+    """``with eval_mode(model):`` runs the block with ``model.eval()`` and then restores the
+    mode the model had before, also when the block raises."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)

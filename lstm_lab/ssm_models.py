@@ -30,6 +30,7 @@ from torch import nn
 
 from lstm_lab.nn.base import check_input, check_size
 from lstm_lab.nn.mamba import CausalConvFront, MambaBlock
+from lstm_lab.runtime import eval_mode
 from lstm_lab.ssm import discretize_euler_b, lti_convolution, lti_kernel, s4d_real_A_log
 
 BLOCKS = ("selective", "lti")
@@ -142,15 +143,11 @@ def last_k_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, batch
     long sequences); None runs them all at once.
     """
     step = x.shape[0] if batch_size is None else check_size(batch_size, "batch_size")
-    was_training = model.training
-    model.eval()
     correct = 0
-    try:
+    with eval_mode(model):
         for i in range(0, x.shape[0], step):
             logits = _last_k_logits(model, x[i : i + step], y[i : i + step])  # (step, k, m)
             correct += (logits.argmax(-1).cpu() == y[i : i + step].cpu().long()).sum().item()
-    finally:
-        model.train(was_training)
     return correct / y.numel()
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from lstm_lab.runtime import get_device, seed_everything
+from lstm_lab.runtime import eval_mode, get_device, seed_everything
 from lstm_lab.tasks import as_tensors
 
 Batch = Sequence["np.ndarray | torch.Tensor"]
@@ -178,11 +178,9 @@ def sequence_cross_entropy(model, x, y, mask=None):
 def predict(model, x, *, device: str | torch.device | None = None) -> torch.Tensor:
     """The model's outputs (b, t, k) for x (a NumPy array or tensor), in eval mode, no grad."""
     dev = next(model.parameters()).device if device is None else get_device(device)
-    was_training = model.training
-    model.eval()
     dtype = next(model.parameters()).dtype
-    out, _ = model(as_tensors(x, device=dev, dtype=dtype))
-    model.train(was_training)
+    with eval_mode(model):
+        out, _ = model(as_tensors(x, device=dev, dtype=dtype))
     return out
 
 

@@ -105,3 +105,28 @@ def test_words_and_known_word_share():
     assert known_word_share("... 42", ref) == 0.0
     corpus = load_corpus()
     assert known_word_share(corpus[:2000], corpus) == 1.0
+
+
+class _Breaks(_Fixed):
+    """Raises on its ``fail_at``-th call, like a model fed a bad state."""
+
+    def __init__(self, logits, fail_at):
+        super().__init__(logits)
+        self.fail_at = fail_at
+
+    def forward(self, x, state=None):
+        if self.calls + 1 == self.fail_at:
+            raise RuntimeError("broken on purpose")
+        return super().forward(x, state)
+
+
+@pytest.mark.parametrize("fail_at", [1, 3])
+def test_sample_text_restores_training_mode_when_it_raises(fail_at):
+    model = _Breaks(np.zeros(VOCAB.size), fail_at)
+    with pytest.raises(RuntimeError, match="broken on purpose"):
+        sample_text(model, VOCAB, "ab", 5)
+    assert model.training
+    model.fail_at = None
+    model.eval()
+    sample_text(model, VOCAB, "ab", 1)
+    assert not model.training, "a model in eval mode stays in eval mode"

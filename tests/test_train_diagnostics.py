@@ -137,3 +137,14 @@ def test_objectives_and_accuracy():
                     torch.nn.functional.cross_entropy(out[:, -1], ys[:, -1]).item(), rtol=1e-6)
     acc = last_step_accuracy(model, x.numpy(), y.numpy())
     assert acc == (out[:, -1].argmax(-1) == y).float().mean().item()
+
+
+def test_predict_restores_training_mode_when_the_model_raises():
+    from lstm_lab.train import predict
+
+    model = SequenceModel(LSTM(3, 5), 4)
+    with pytest.raises(ValueError, match="input_size = 3"):
+        predict(model, torch.randn(2, 4, 6))
+    assert model.training
+    predict(model.eval(), torch.randn(2, 4, 3))
+    assert not model.training
