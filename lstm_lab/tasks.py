@@ -115,7 +115,10 @@ def _one_hot(ids: np.ndarray, k: int, dtype) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- adding problem
 def adding_problem(*, batch_size, seq_len, seed=None, rng=None, dtype=np.float32):
-    """The adding problem of Hochreiter & Schmidhuber (1997), their Experiment 4.
+    """The adding problem in the form of Le, Jaitly & Hinton (2015), the one later work uses.
+
+    (Hochreiter & Schmidhuber's (1997) Experiment 4, the original, draws values from [-1, 1],
+    marks two steps of the first half and asks for a rescaled sum.)
 
     Each step carries two numbers: a value drawn uniformly from [0, 1) and a marker.
     Exactly one step of the first half ``[0, t // 2)`` and exactly one step of the second
