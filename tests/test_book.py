@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 import sys
+from html.parser import HTMLParser
 from pathlib import Path
 
 import nbformat
@@ -100,6 +101,66 @@ def test_bibliography_lists_the_seed_references(html):
 def test_citations_link_to_the_bibliography(html):
     page = _page(html, "book/intro.html")
     assert "bibliography.html#id" in page or 'href="bibliography.html' in page
+
+
+# ----------------------------------------------------------------------------- TeX a reader sees
+_VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
+_RAW = [
+    (re.compile(r"\\[A-Za-z]{2,}"), "a TeX command"),
+    (re.compile(r"\$[^$\s][^$]*\$"), "a $...$ span"),
+    (re.compile(r"\{(?:eq|cite|ref|doc|numref|term|math)\}`"), "a MyST role"),
+]
+
+
+class _ProseText(HTMLParser):
+    """The text of a page outside math, code, scripts and styles: what a reader reads as prose."""
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.skip = 0  # depth inside an element whose text is not prose
+        self.chunks: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        if tag in _VOID:
+            return
+        classes = (dict(attrs).get("class") or "").split()
+        if self.skip or tag in {"script", "style", "pre", "code", "kbd", "samp", "textarea"} or "math" in classes:
+            self.skip += 1
+
+    def handle_endtag(self, tag):
+        if self.skip and tag not in _VOID:
+            self.skip -= 1
+
+    def handle_data(self, data):
+        if not self.skip:
+            self.chunks.append(data)
+
+
+def tex_outside_math(page: str) -> list[str]:
+    """Snippets of raw TeX or unrendered MyST roles in a page's prose (not in math or code)."""
+    parser = _ProseText()
+    parser.feed(page)
+    text = re.sub(r"\s+", " ", " ".join(parser.chunks))
+    return [f"{what}: ...{text[max(0, m.start() - 40): m.end() + 40]}..."
+            for pattern, what in _RAW for m in pattern.finditer(text)]
+
+
+def test_the_tex_detector_finds_what_markdown_broke():
+    ok = ('<p>With <span class="math notranslate nohighlight">\\(\\mathbf{h}_t + b\\)</span> and '
+          '<code>$HOME</code></p><pre>x = "\\n"</pre><script>var a = "\\alpha";</script>')
+    assert tex_outside_math(ok) == []
+    # what a "+ " at the start of a continuation line inside $...$ does: Markdown makes a list
+    broken = '<p>the state $\\mathbf{h}_t = \\mathbf{a}_t</p><ul><li><p>\\mathbf{b}_t$ {eq}`eq-x`</p></li></ul>'
+    found = " ".join(tex_outside_math(broken))
+    assert "TeX command" in found and "MyST role" in found
+
+
+def test_no_page_shows_raw_tex_or_myst_roles(html):
+    pages = [p for p in html.rglob("*.html") if "_static" not in p.parts]
+    assert len(pages) >= 12
+    problems = {p.relative_to(html).as_posix(): tex_outside_math(p.read_text(encoding="utf-8")) for p in pages}
+    problems = {k: v for k, v in problems.items() if v}
+    assert not problems, f"raw TeX or MyST roles outside math, by page: {problems}"
 
 
 # ----------------------------------------------------------------------------- student edition

@@ -280,6 +280,45 @@ def test_every_equation_marker_names_a_real_equation():
     assert not unknown, f"tests mark equations the book does not have: {sorted(unknown)}"
 
 
+def _list_markers_inside_inline_math(text: str) -> list[str]:
+    """Lines that start with "+ ", "- " or "* " while a $...$ of their paragraph is still open.
+
+    Markdown reads such a line as a list item, which breaks the formula in two and shows raw TeX
+    (the strict build does not warn). Display math ($$ ... $$) and code blocks are skipped.
+    """
+    found, open_dollars, fenced, display = [], 0, False, False
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped.startswith(("```", "~~~")):
+            fenced = not fenced
+        if fenced or stripped.startswith("```"):
+            continue
+        if stripped.startswith("$$"):
+            display = not display if stripped.count("$$") == 1 else display
+            open_dollars = 0
+            continue
+        if display:
+            continue
+        if not stripped:
+            open_dollars = 0
+            continue
+        if open_dollars % 2 and re.match(r"[-+*] ", stripped):
+            found.append(line)
+        open_dollars += len(re.findall(r"(?<!\\)\$", line))
+    return found
+
+
+def test_the_inline_math_list_check_finds_a_broken_formula():
+    assert _list_markers_inside_inline_math("a $x = y\n+ z$ and\n- a real item") == ["+ z$ and"]
+    assert _list_markers_inside_inline_math("a $x$ here\n- a list item\n\n$$\na\n+ b\n$$") == []
+
+
+def test_no_inline_formula_is_broken_by_a_line_that_markdown_reads_as_a_list():
+    broken = {name: hits for name, text in _markdown_sources().items()
+              if (hits := _list_markers_inside_inline_math(text))}
+    assert not broken, f"move the + or - to the end of the line before: {broken}"
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_notebook_code_fits_the_page(path):
     """The book's code column shows about 88 characters; longer lines scroll sideways."""
