@@ -98,6 +98,24 @@ def test_bibliography_lists_the_seed_references(html):
         assert name in page
 
 
+_LABEL = re.compile(r"(?:[A-Z][a-z]{2}|(?:[a-z]?[A-Z]){2,4}\+?)\d{2}[a-z]?")
+
+
+def test_the_label_pattern_tells_clean_labels_from_garbled_ones():
+    for ok in ["HS97", "Ble90", "CvMG+14", "AKB16", "GGR22", "VSP+17", "Kar15"]:
+        assert _LABEL.fullmatch(ok), ok
+    for bad in ["AKovciskyB16", "BPoppelS+24", "GGRe22", "KoutnikGGS14"]:  # TeX accents in the .bib
+        assert not _LABEL.fullmatch(bad), bad
+
+
+def test_bibliography_labels_are_clean(html):
+    page = _page(html, "book/bibliography.html")
+    labels = re.findall(r'class="label"><span class="fn-bracket">\[</span>([^<]*)<', page)
+    assert len(labels) >= 30, "the bibliography's labels were found"
+    garbled = [label for label in labels if not _LABEL.fullmatch(label)]
+    assert not garbled, f"labels built from TeX-escaped names (write the accents in UTF-8): {garbled}"
+
+
 def test_citations_link_to_the_bibliography(html):
     page = _page(html, "book/intro.html")
     assert "bibliography.html#id" in page or 'href="bibliography.html' in page

@@ -172,6 +172,13 @@ SEED_KEYS = ["hochreiter1997lstm", "gers2000forget", "cho2014gru", "greff2017ody
              "jozefowicz2015empirical", "olah2015understanding", "vaswani2017attention", "gu2023mamba"]
 
 
+def test_bibliography_writes_accents_in_utf8_not_tex():
+    """pybtex builds the alpha labels from the raw names: Ko{\\v{c}}isk{\\'y} gives [AKovciskyB16]."""
+    text = (ROOT / "references.bib").read_text(encoding="utf-8")
+    escaped = re.findall(r"\{\\[^{}]*(?:\{[^{}]*\})?\}", text)
+    assert not escaped, f"write these accents as UTF-8 characters: {sorted(set(escaped))}"
+
+
 def test_bibliography_has_the_seed_references_and_every_citation():
     bib = (ROOT / "references.bib").read_text()
     keys = set(re.findall(r"@\w+\{([^,\s]+),", bib))
