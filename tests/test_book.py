@@ -92,6 +92,18 @@ def test_notebook_page_shows_outputs_equations_and_exercises(html, nb):
     assert page.count('class="solution dropdown admonition"') == exercises, "every solution is collapsed"
 
 
+@pytest.mark.parametrize("nb", course.notebook_paths(), ids=lambda p: p.name)
+def test_equations_are_numbered_by_chapter(html, nb):
+    """(0.1) in the prelude as (1.1), (5.2) ... elsewhere: tools/prelude_numbering.py numbers
+    chapter 0, which sits outside the numbered parts of the table of contents."""
+    chapter = int(nb.name[:2])
+    page = _page(html, nb.relative_to(ROOT).with_suffix(".html").as_posix())
+    numbers = re.findall(r'class="eqno">\(([^)]*)\)', page)
+    assert numbers, "the chapter has numbered equations"
+    wrong = [n for n in numbers if not re.fullmatch(rf"{chapter}\.\d+", n)]
+    assert not wrong, f"equation numbers not of the form ({chapter}.k): {wrong}"
+
+
 def test_bibliography_lists_the_seed_references(html):
     page = _page(html, "book/bibliography.html")
     for name in ["Hochreiter", "Gers", "Cho", "Greff", "Jozefowicz", "Olah", "Vaswani", "Gu"]:

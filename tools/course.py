@@ -315,6 +315,9 @@ def student_config(root: Path = ROOT) -> dict:
     sphinx_config["hide_solutions"] = True
     sphinx_config["html_copy_source"] = False
     config["title"] = f"{config.get('title', 'Book')} (student edition)"
+    # the config is written elsewhere, and Jupyter Book reads local extension paths relative to it
+    local = config["sphinx"].get("local_extensions") or {}
+    config["sphinx"]["local_extensions"] = {name: str((root / path).resolve()) for name, path in local.items()}
     return config
 
 
