@@ -5,11 +5,15 @@ Markers (declared in pyproject.toml):
 - ``equation("eq-label", ...)``: the test checks that the code computes the book's labelled
   equation(s); ``test_course_repo.py`` fails if a labelled equation has no such test.
 - ``gpu``: needs a CUDA device; skipped one by one when none is present, run when one is.
-- ``book``: builds the Jupyter Book (slow).
+- ``book``: builds the Jupyter Book (slow). The strict build is made once per session by the
+  ``html`` fixture below and shared by the page tests and the browser tests.
 """
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -32,3 +36,24 @@ def pytest_collection_modifyitems(config, items):
 def root() -> Path:
     """The repository root."""
     return ROOT
+
+
+def _jupyter_book() -> str:
+    here = Path(sys.executable).parent / "jupyter-book"
+    found = str(here) if here.exists() else shutil.which("jupyter-book")
+    if found is None:
+        pytest.fail("jupyter-book is not installed: run `make test`, which installs it")
+    return found
+
+
+@pytest.fixture(scope="session")
+def html(tmp_path_factory) -> Path:
+    """Build the whole book once, strictly, into a temporary folder; return its html/ folder."""
+    out = tmp_path_factory.mktemp("book")
+    cmd = [_jupyter_book(), "build", str(ROOT), "--path-output", str(out),
+           "-W", "-n", "--keep-going", "--all"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, f"book build failed (warnings are errors):\n{log[-6000:]}"
+    assert "WARNING" not in log, log[-6000:]
+    return out / "_build" / "html"

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import html as html_lib
 import re
-import shutil
-import subprocess
-import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -17,27 +14,6 @@ from tools import course
 
 pytestmark = pytest.mark.book
 ROOT = course.ROOT
-
-
-def _jupyter_book() -> str:
-    here = Path(sys.executable).parent / "jupyter-book"
-    found = str(here) if here.exists() else shutil.which("jupyter-book")
-    if found is None:
-        pytest.fail("jupyter-book is not installed: run `make test`, which installs it")
-    return found
-
-
-@pytest.fixture(scope="session")
-def html(tmp_path_factory) -> Path:
-    """Build the whole book once, strictly, into a temporary folder; return its html/ folder."""
-    out = tmp_path_factory.mktemp("book")
-    cmd = [_jupyter_book(), "build", str(ROOT), "--path-output", str(out),
-           "-W", "-n", "--keep-going", "--all"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
-    log = proc.stdout + proc.stderr
-    assert proc.returncode == 0, f"book build failed (warnings are errors):\n{log[-6000:]}"
-    assert "WARNING" not in log, log[-6000:]
-    return out / "_build" / "html"
 
 
 def _page(html: Path, rel: str) -> str:

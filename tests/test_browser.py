@@ -1,0 +1,103 @@
+"""The built book in a real browser (Debian's Chromium, headless, offline).
+
+What the strict build cannot see: that every equation is typeset by the MathJax the site
+serves itself, that no page asks another host for anything, that the scripts run without
+errors, that images load, that the table of contents opens on a phone and that no page is
+wider than a phone's screen. Skipped, with the fix, where no Chromium is installed.
+"""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+import pytest
+
+from tools import browser, course
+
+pytestmark = pytest.mark.book
+
+_why = browser.missing_browser()
+needs_browser = pytest.mark.skipif(_why is not None, reason=f"no browser test: {_why}")
+
+# A 1x1 PNG for the synthetic pages.
+_PNG = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==")
+
+
+@pytest.fixture(scope="module")
+def synthetic_site(tmp_path_factory) -> Path:
+    """Two pages: one a reader would be happy with, one with every fault the checks look for."""
+    site = tmp_path_factory.mktemp("site")
+    (site / "dot.png").write_bytes(_PNG)
+    (site / "good.html").write_text(
+        "<!doctype html><html><head><meta name='viewport' content='width=device-width'></head>"
+        "<body><main><p>Plain text, and code: <code>\\frac{a}{b}</code></p><img src='dot.png' alt='a dot'>"
+        "<pre>x = '\\\\alpha'</pre></main></body></html>", encoding="utf-8")
+    (site / "bad.html").write_text(
+        "<!doctype html><html><head><meta name='viewport' content='width=device-width'></head>"
+        "<body><main><p>The state <span class='math'>\\(\\mathbf{h}_t\\)</span> is raw.</p>"
+        "<img src='https://example.org/remote.png' alt='remote'><img src='missing.png' alt='missing'>"
+        "<div style='width: 600px'>too wide for a phone</div>"
+        "<script>console.error('broken script')</script></main></body></html>", encoding="utf-8")
+    return site
+
+
+@needs_browser
+def test_the_checks_pass_a_clean_page(synthetic_site):
+    with browser.serve(synthetic_site) as base, browser.chromium() as chromium:
+        for width in (browser.DESKTOP, browser.PHONE):
+            visit = browser.visit(chromium, base + "good.html", width)
+            assert visit.problems() == []
+            assert visit.facts["images"] == 1
+
+
+@needs_browser
+def test_the_checks_find_every_fault_they_look_for(synthetic_site):
+    with browser.serve(synthetic_site) as base, browser.chromium() as chromium:
+        problems = " | ".join(browser.visit(chromium, base + "bad.html", browser.PHONE).problems())
+    for expected in ("request to another host: https://example.org/remote.png",
+                     "failed request:", "missing.png", "console: broken script",
+                     "raw TeX in the rendered text", "equation not typeset",
+                     "image did not load", "px wide at a 390 px viewport"):
+        assert expected in problems, f"{expected!r} not reported in: {problems}"
+
+
+@pytest.fixture(scope="session")
+def visits(html) -> dict[str, browser.Visit]:
+    if _why is not None:
+        pytest.skip(f"no browser test: {_why}")
+    return browser.visit_all(html)
+
+
+def test_the_site_serves_its_own_mathjax(html):
+    page = (html / "notebooks" / "03_lstm.html").read_text(encoding="utf-8")
+    assert 'src="../_static/../mathjax/tex-chtml.js"' in page
+    assert (html / "mathjax" / "tex-chtml.js").exists()
+    assert (html / "mathjax" / "output" / "chtml" / "fonts" / "woff-v2").is_dir()
+    assert "cdn.jsdelivr" not in page and "unpkg.com" not in page
+
+
+@needs_browser
+def test_every_page_is_visited_at_both_widths(visits):
+    chapters = {nb.relative_to(course.ROOT).with_suffix(".html").as_posix() for nb in course.notebook_paths()}
+    seen = {key.split(" @ ")[0] for key in visits}
+    assert chapters <= seen
+    assert {"book/intro.html", "book/bibliography.html", "search.html"} <= seen
+    assert len(visits) == 2 * len(seen)
+
+
+@needs_browser
+def test_every_page_works_offline_on_desktop_and_phone(visits):
+    """No request leaves 127.0.0.1, maths typeset, no console errors, images load, the
+    table of contents opens on a phone (and collapses on a desktop), nothing wider than 390 px."""
+    bad = {key: v.problems() for key, v in visits.items() if v.problems()}
+    assert not bad, "\n".join(f"{k}:\n  " + "\n  ".join(p) for k, p in bad.items())
+
+
+@needs_browser
+def test_every_chapter_shows_typeset_equations_and_its_figures(visits):
+    for nb in course.notebook_paths():
+        rel = nb.relative_to(course.ROOT).with_suffix(".html").as_posix()
+        facts = visits[f"{rel} @ {browser.DESKTOP}"].facts
+        assert facts["equations"] >= 5, rel
+        assert facts["images"] >= 1, rel

@@ -1,0 +1,360 @@
+"""The built book in a real browser: Debian's Chromium, driven headless through Playwright.
+
+    python -m tools.browser check _build/html                # every page, both widths: exit 1 on a problem
+    python -m tools.browser shots _build/html OUT page.html  # screenshots at 1280 and 390 px
+    python -m tools.browser weight _build/html page.html     # bytes a reader's browser loads for a page
+    python -m tools.browser pdf _build/singlehtml OUT.pdf    # print a one-page build to PDF
+
+Playwright drives the browser already on the machine (``/usr/bin/chromium``, Debian's package
+``chromium``); it never downloads one. The site is served from ``127.0.0.1`` and every
+request for another host is refused and recorded, so a page that works here works offline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import functools
+import http.server
+import json
+import os
+import shutil
+import sys
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+DESKTOP = 1280
+PHONE = 390
+INSTALL_HINT = ("install Debian's Chromium (`sudo apt-get install chromium`) or point "
+                "COURSE_CHROMIUM at a Chromium/Chrome binary; Playwright comes with `make env`")
+
+
+def find_chromium() -> str | None:
+    """The system's Chromium: $COURSE_CHROMIUM, then the usual names on PATH."""
+    named = os.environ.get("COURSE_CHROMIUM")
+    if named:
+        return named if Path(named).exists() else None
+    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
+
+
+def missing_browser() -> str | None:
+    """Why the browser checks cannot run here, or None when they can."""
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "the Python package playwright is not installed: run `make env`"
+    if find_chromium() is None:
+        return "no Chromium found: " + INSTALL_HINT
+    return None
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def serve(root: Path):
+    """Serve ``root`` on a free port of 127.0.0.1; yield its base URL."""
+    handler = functools.partial(_QuietHandler, directory=str(root))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@contextlib.contextmanager
+def chromium():
+    """A headless Chromium from the system, through Playwright."""
+    from playwright.sync_api import sync_playwright
+
+    executable = find_chromium()
+    if executable is None:
+        raise RuntimeError("no Chromium found: " + INSTALL_HINT)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=executable, headless=True,
+                                    args=["--no-sandbox", "--disable-gpu"])
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@dataclass
+class Visit:
+    """What one page did in the browser at one width."""
+
+    url: str
+    width: int
+    external: list[str] = field(default_factory=list)   # requests refused: another host
+    failed: list[str] = field(default_factory=list)     # local requests that failed or gave >= 400
+    console: list[str] = field(default_factory=list)    # console errors and uncaught exceptions
+    loaded_bytes: int = 0
+    facts: dict = field(default_factory=dict)
+
+    def problems(self) -> list[str]:
+        out = [f"request to another host: {u}" for u in self.external]
+        out += [f"failed request: {u}" for u in self.failed]
+        out += [f"console: {m}" for m in self.console]
+        f = self.facts
+        out += [f"raw TeX in the rendered text: {t!r}" for t in f.get("raw_tex", [])]
+        out += [f"equation not typeset: {t!r}" for t in f.get("untypeset", [])]
+        out += [f"image did not load: {s}" for s in f.get("broken_images", [])]
+        if f.get("page_width", 0) > self.width:
+            out.append(f"page is {f['page_width']} px wide at a {self.width} px viewport; "
+                       f"widest: {f.get('widest')}")
+        for name in ("toc_toggle", "toc_toggle_back"):
+            if name in f and f[name] is not True:
+                out.append(f"{name}: {f[name]}")
+        return out
+
+
+# Runs in the page once it has loaded and MathJax has finished: what a reader would see.
+_INSPECT = r"""
+async () => {
+  if (window.MathJax && MathJax.startup && MathJax.startup.promise) {
+    await MathJax.startup.promise;
+  }
+  const main = document.querySelector("main") || document.body;
+  // Text outside code, with MathJax's output and its screen-reader copy left out.
+  const clone = main.cloneNode(true);
+  clone.querySelectorAll("pre, code, script, style, mjx-container, mjx-assistive-mml, .highlight")
+       .forEach((e) => e.remove());
+  const text = clone.innerText || "";
+  const raw = [];
+  const commands = "frac|mathbf|boldsymbol|sum|odot|sigma|tanh|begin|left|right|text|top|in|cdot|"
+                 + "mathrm|operatorname|alpha|Delta|partial";
+  const tex = new RegExp("\\\\\\(|\\\\\\[|\\$\\$|\\\\(" + commands + ")\\b", "g");
+  let m;
+  while ((m = tex.exec(text)) !== null && raw.length < 5) {
+    raw.push(text.slice(Math.max(0, m.index - 30), m.index + 30).replace(/\s+/g, " "));
+  }
+  const untypeset = Array.from(document.querySelectorAll("span.math, div.math"))
+    .filter((e) => !e.querySelector("mjx-container"))
+    .slice(0, 5).map((e) => e.textContent.slice(0, 60));
+  const images = Array.from(document.images);
+  const broken = images.filter((i) => !(i.complete && i.naturalWidth > 0)).map((i) => i.src);
+  const vw = window.innerWidth;
+  let widest = null;
+  let widestRight = vw;
+  document.querySelectorAll("body *").forEach((e) => {
+    const r = e.getBoundingClientRect();
+    if (r.right > widestRight + 1 && r.width > 0) {
+      let scroller = false;
+      for (let p = e.parentElement; p; p = p.parentElement) {
+        const s = getComputedStyle(p);
+        if (["auto", "scroll", "hidden"].includes(s.overflowX) && p !== document.body
+            && p !== document.documentElement) { scroller = true; break; }
+      }
+      if (!scroller) {
+        widestRight = r.right;
+        widest = e.tagName.toLowerCase() + (e.className ? "." + String(e.className).split(" ")[0] : "")
+                 + ": " + (e.textContent || "").trim().slice(0, 50);
+      }
+    }
+  });
+  const codeScrolls = Array.from(document.querySelectorAll("div.cell_input pre, div.solution pre"))
+    .filter((p) => p.scrollWidth > p.clientWidth + 1).length;
+  return {
+    raw_tex: raw, untypeset: untypeset, broken_images: broken, images: images.length,
+    equations: document.querySelectorAll("mjx-container").length,
+    page_width: document.documentElement.scrollWidth, widest: widest,
+    code_blocks_scrolling: codeScrolls,
+  };
+}
+"""
+
+# Clicks the visible table-of-contents button; true when the site navigation becomes visible.
+_TOGGLE = r"""
+async (phone) => {
+  const visible = (e) => !!e && e.offsetParent !== null && getComputedStyle(e).visibility !== "hidden";
+  const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+  const button = Array.from(document.querySelectorAll(".primary-toggle")).find(visible);
+  if (!button) { return "no visible table-of-contents button"; }
+  const nav = () => document.querySelector(".bd-docs-nav a.reference");
+  const shown = () => { const a = nav(); if (!a) return false;
+                        const r = a.getBoundingClientRect();
+                        return visible(a) && r.width > 0 && r.right > 0 && r.left < window.innerWidth; };
+  const before = shown();
+  if (phone && before) { return "the table of contents is already open at phone width"; }
+  button.click();
+  await sleep(600);
+  const after = shown();
+  if (phone) {
+    const dialog = document.querySelector("#pst-primary-sidebar-modal");
+    if (!(dialog && dialog.open && after)) { return "the button did not open the table of contents"; }
+    return true;
+  }
+  if (!before) { return "the table of contents is not shown on a wide screen"; }
+  if (after) { return "the button did not hide the table of contents"; }
+  return true;
+}
+"""
+
+
+def visit(browser, url: str, width: int, toggle: bool = True) -> Visit:
+    """Load ``url`` offline at ``width`` px and record what a reader would meet."""
+    result = Visit(url=url, width=width)
+    context = browser.new_context(viewport={"width": width, "height": 900 if width > 600 else 844},
+                                  device_scale_factor=1, service_workers="block")
+    local = {"127.0.0.1", "localhost"}
+
+    def route(r):
+        host = urlsplit(r.request.url).hostname
+        if r.request.url.startswith(("data:", "blob:")) or host in local:
+            r.continue_()
+        else:
+            result.external.append(r.request.url)
+            r.abort()
+
+    context.route("**/*", route)
+    page = context.new_page()
+    page.on("console", lambda m: result.console.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: result.console.append(f"uncaught: {e}"))
+    page.on("requestfailed", lambda r: None if urlsplit(r.url).hostname not in local
+            else result.failed.append(f"{r.url} ({r.failure})"))
+
+    def response(r):
+        if urlsplit(r.url).hostname in local:
+            if r.status >= 400:
+                result.failed.append(f"{r.url} ({r.status})")
+            with contextlib.suppress(Exception):
+                result.loaded_bytes += len(r.body())
+
+    page.on("response", response)
+    page.goto(url, wait_until="load")
+    page.wait_for_load_state("networkidle")
+    result.facts = page.evaluate(_INSPECT)
+    # Requests refused on purpose log a console error; they are reported once, as external.
+    result.console = [m for m in result.console if "net::ERR_FAILED" not in m]
+    if toggle and page.query_selector(".primary-toggle"):
+        result.facts["toc_toggle"] = page.evaluate(_TOGGLE, width < 992)
+    context.close()
+    return result
+
+
+def html_pages(html: Path) -> list[Path]:
+    """Every page of the built book a reader can reach, redirects and the index aside."""
+    pages = [p for p in sorted(html.rglob("*.html")) if not {"_static", "_sources", "mathjax"} & set(p.parts)]
+    return [p for p in pages if "http-equiv=\"refresh\"" not in p.read_text(encoding="utf-8")[:2000]]
+
+
+def visit_all(html: Path, widths=(DESKTOP, PHONE)) -> dict[str, Visit]:
+    """Every page at every width, keyed 'page @ width'."""
+    visits = {}
+    with serve(html) as base, chromium() as browser:
+        for path in html_pages(html):
+            rel = path.relative_to(html).as_posix()
+            for width in widths:
+                visits[f"{rel} @ {width}"] = visit(browser, base + rel, width)
+    return visits
+
+
+def check(html: Path, widths=(DESKTOP, PHONE)) -> dict[str, list[str]]:
+    """Every page at every width; a map from 'page @ width' to its problems (empty: none)."""
+    return {key: v.problems() for key, v in visit_all(html, widths).items()}
+
+
+def screenshots(html: Path, out: Path, rels: list[str], widths=(DESKTOP, PHONE)) -> list[Path]:
+    """Screenshots of the top of each page (and at 390 px with the contents open)."""
+    out.mkdir(parents=True, exist_ok=True)
+    made = []
+    with serve(html) as base, chromium() as browser:
+        for rel in rels:
+            for width in widths:
+                context = browser.new_context(viewport={"width": width, "height": 900 if width > 600 else 844},
+                                              device_scale_factor=2 if width < 600 else 1)
+                context.route("**/*", lambda r: r.continue_() if urlsplit(r.request.url).hostname in
+                              {"127.0.0.1", None} else r.abort())
+                page = context.new_page()
+                page.goto(base + rel, wait_until="networkidle")
+                page.evaluate("async () => { if (window.MathJax) await MathJax.startup.promise; }")
+                stem = Path(rel).stem
+                path = out / f"{stem}-{width}.png"
+                page.screenshot(path=str(path))
+                made.append(path)
+                if width < 600:
+                    page.evaluate(_TOGGLE, True)
+                    path = out / f"{stem}-{width}-toc.png"
+                    page.screenshot(path=str(path))
+                    made.append(path)
+                context.close()
+    return made
+
+
+def page_weight(html: Path, rel: str) -> dict:
+    """Bytes the browser loads for a page (uncompressed), and the requests it could not make."""
+    with serve(html) as base, chromium() as browser:
+        v = visit(browser, base + rel, DESKTOP, toggle=False)
+    return {"page": rel, "loaded_bytes": v.loaded_bytes, "refused_external": v.external}
+
+
+def print_pdf(html_file: Path, out: Path) -> Path:
+    """Print one HTML page (a single-page build of the book) to an A4 PDF, maths typeset."""
+    with serve(html_file.parent) as base, chromium() as browser:
+        context = browser.new_context(viewport={"width": DESKTOP, "height": 900})
+        context.route("**/*", lambda r: r.continue_() if urlsplit(r.request.url).hostname in
+                      {"127.0.0.1", None} else r.abort())
+        page = context.new_page()
+        page.goto(base + html_file.name, wait_until="networkidle", timeout=300_000)
+        page.evaluate("async () => { if (window.MathJax) await MathJax.startup.promise; }")
+        page.emulate_media(media="print")
+        page.pdf(path=str(out), format="A4", print_background=True,
+                 margin={"top": "16mm", "bottom": "16mm", "left": "14mm", "right": "14mm"})
+        context.close()
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tools.browser", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    c = sub.add_parser("check")
+    c.add_argument("html", type=Path)
+    s = sub.add_parser("shots")
+    s.add_argument("html", type=Path)
+    s.add_argument("out", type=Path)
+    s.add_argument("pages", nargs="+")
+    w = sub.add_parser("weight")
+    w.add_argument("html", type=Path)
+    w.add_argument("pages", nargs="+")
+    p = sub.add_parser("pdf")
+    p.add_argument("html_file", type=Path)
+    p.add_argument("out", type=Path)
+    args = parser.parse_args(argv)
+    why = missing_browser()
+    if why:
+        print(f"tools.browser: {why}", file=sys.stderr)
+        return 2
+    if args.command == "check":
+        report = check(args.html)
+        bad = {k: v for k, v in report.items() if v}
+        for key, problems in bad.items():
+            print(key)
+            for problem in problems:
+                print("   ", problem)
+        print(f"{len(report)} page views, {len(bad)} with problems")
+        return 1 if bad else 0
+    if args.command == "shots":
+        for path in screenshots(args.html, args.out, args.pages):
+            print(path)
+        return 0
+    if args.command == "weight":
+        for rel in args.pages:
+            print(json.dumps(page_weight(args.html, rel)))
+        return 0
+    print(print_pdf(args.html_file, args.out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
