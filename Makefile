@@ -1,5 +1,6 @@
 # Course tasks. The two a newcomer needs:
 #   make book         set up .venv and build the HTML book into _build/html/index.html
+#   make pdf          the book as one PDF, _build/pdf/gated-recurrence.pdf (needs Chromium)
 #   make test         set up .venv and run everything: lint, unit tests, nbval, the strict book
 #                     build, the assignments, and nbval again on another numerical path
 # Day to day:   make test-fast (unit tests, under a minute) | execute [NB=notebooks/X.ipynb]
@@ -18,7 +19,11 @@ TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 STAMP := $(VENV)/.lstm_lab-env
 BOOK_FLAGS ?= -W -n --keep-going
 
-.PHONY: help env book test test-main test-fast test-portable test-oldest lint execute sync check bench clean \
+# The book's one-page build printed by the system's Chromium (tools/browser.py): sidebars
+# left out, code wrapped rather than cut, solutions printed open, maths typeset.
+PDF := _build/pdf/gated-recurrence.pdf
+
+.PHONY: help env book pdf test test-main test-fast test-portable test-oldest lint execute sync check bench clean \
 	clean-env assignments grade student-book
 
 help:
@@ -46,6 +51,10 @@ $(STAMP): pyproject.toml
 book: env
 	$(BIN)/jupyter-book build . $(BOOK_FLAGS)
 	@echo "book: $(CURDIR)/_build/html/index.html"
+
+pdf: env
+	$(BIN)/jupyter-book build . --builder singlehtml $(BOOK_FLAGS)
+	$(BIN)/python -m tools.browser pdf _build/singlehtml $(PDF)
 
 # The two passes run side by side, one per core (each is mostly one thread: the notebooks set
 # torch to one thread), and -O prints each one's output whole when it ends; make test fails if

@@ -4,8 +4,9 @@ Used by chapter 5 to set attention against an LSTM and a Mamba block. Glossary: 
 length; a "cost" is one number per length (seconds or bytes).
 
 - :func:`median_time`: the median wall time of a call over a few rounds (after a warm-up).
-- :func:`median_times`: several calls timed in interleaved rounds, so that a change in the
-  machine's speed affects all alike.
+- :func:`interleaved_times`: several calls timed in interleaved rounds, so that a change in
+  the machine's speed affects all alike; :func:`median_times` and :func:`fastest_times` reduce
+  the rounds to one number per call (the fastest is the one other work disturbs least).
 - :func:`saved_bytes`: the bytes that autograd keeps for the backward pass while a function runs,
   counted once per storage. Unlike a timing, this does not depend on the machine.
 - :func:`state_bytes`: the bytes of every tensor in a (nested) state or cache.
@@ -24,14 +25,19 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
+from lstm_lab.plotting import FIG_WIDTH, LEGEND_SIZE
+
 
 def _sync() -> None:
     if torch.cuda.is_available():
         torch.cuda.synchronize()
 
 
-def median_times(fns: Mapping[str, Callable[[], object]], *, rounds: int = 5, warmup: int = 1) -> dict[str, float]:
-    """{name: median seconds of fn()} over ``rounds`` interleaved rounds, after ``warmup`` untimed calls."""
+def interleaved_times(
+    fns: Mapping[str, Callable[[], object]], *, rounds: int = 5, warmup: int = 1
+) -> dict[str, list[float]]:
+    """{name: the seconds of each of ``rounds`` calls of fn()}, the functions taking turns in
+    every round (so a slow spell of the machine hits all of them), after ``warmup`` untimed calls."""
     if rounds < 1 or warmup < 0:
         raise ValueError(f"need rounds >= 1 and warmup >= 0, got rounds = {rounds}, warmup = {warmup}")
     for fn in fns.values():
@@ -45,7 +51,21 @@ def median_times(fns: Mapping[str, Callable[[], object]], *, rounds: int = 5, wa
             fn()
             _sync()
             times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(ts) for name, ts in times.items()}
+    return times
+
+
+def median_times(fns: Mapping[str, Callable[[], object]], *, rounds: int = 5, warmup: int = 1) -> dict[str, float]:
+    """{name: median seconds of fn()} over ``rounds`` interleaved rounds, after ``warmup`` untimed calls."""
+    return {name: statistics.median(ts) for name, ts in interleaved_times(fns, rounds=rounds, warmup=warmup).items()}
+
+
+def fastest_times(fns: Mapping[str, Callable[[], object]], *, rounds: int = 7, warmup: int = 1) -> dict[str, float]:
+    """{name: fewest seconds of fn()} over ``rounds`` interleaved rounds, after ``warmup`` untimed calls.
+
+    Other work on the machine can only slow a call down, so the fastest of several calls is
+    the measure least disturbed by it: the one to fit growth rates to on a shared machine.
+    """
+    return {name: min(ts) for name, ts in interleaved_times(fns, rounds=rounds, warmup=warmup).items()}
 
 
 def median_time(fn: Callable[[], object], *, rounds: int = 5, warmup: int = 1) -> float:
@@ -104,16 +124,17 @@ def plot_scaling(
     xlabel: str = "sequence length $t$",
     guides: Sequence[int] = (1, 2),
 ):
-    """One log-log panel per ``{ylabel: {curve label: costs}}``, with dashed guide lines t^p.
+    """One log-log panel per ``{title: {curve label: costs}}``, with dashed guide lines t^p.
 
-    Each guide of slope p is drawn through the first point of the panel's highest curve.
+    The x ticks are the measured lengths themselves. Each guide of slope p is drawn through
+    the first point of the panel's highest curve and labelled inside the panel.
     Returns the :class:`matplotlib.figure.Figure`.
     """
     if not panels:
-        raise ValueError("panels must hold at least one {ylabel: {label: costs}} entry")
+        raise ValueError("panels must hold at least one {title: {label: costs}} entry")
     t = np.asarray(lengths, dtype=float)
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), constrained_layout=True)
-    for ax, (ylabel, curves) in zip(np.atleast_1d(axes), panels.items()):
+    fig, axes = plt.subplots(1, len(panels), figsize=(min(FIG_WIDTH, 3.6 * len(panels)), 3.4), constrained_layout=True)
+    for ax, (title, curves) in zip(np.atleast_1d(axes), panels.items()):
         top = 0.0
         for label, costs in curves.items():
             c = np.asarray(costs, dtype=float)
@@ -123,9 +144,12 @@ def plot_scaling(
             top = max(top, c[0])
         for p in guides:
             ax.loglog(t, top * (t / t[0]) ** p, "k--", lw=0.8, alpha=0.5)
-            ax.annotate(f"$\\propto t^{p}$", (t[-1], top * (t[-1] / t[0]) ** p), fontsize=9, alpha=0.7)
+            ax.annotate(f"$\\propto t^{p}$", (t[-1], top * (t[-1] / t[0]) ** p), fontsize=9, alpha=0.8,
+                        ha="right", va="bottom", xytext=(-2, 2), textcoords="offset points")
+        ax.set_xticks(t, [f"{v:g}" for v in t])
+        ax.xaxis.set_minor_locator(plt.NullLocator())
         ax.set_xlabel(xlabel)
-        ax.set_ylabel(ylabel)
+        ax.set_title(title, fontsize=10)
         ax.grid(alpha=0.3, which="both")
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=LEGEND_SIZE)
     return fig

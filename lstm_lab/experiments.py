@@ -32,6 +32,7 @@ from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
 from lstm_lab import scratch
+from lstm_lab.plotting import FIG_WIDTH, LEGEND_SIZE
 from lstm_lab.runtime import seed_everything
 from lstm_lab.tasks import continual_embedded_reber
 from lstm_lab.train import History, predict, running_mean, train
@@ -274,7 +275,7 @@ def plot_odyssey(
     """
     vals = result.values(metric)
     if ax is None:
-        fig, ax = plt.subplots(figsize=(8, 3.4), constrained_layout=True)
+        fig, ax = plt.subplots(figsize=(FIG_WIDTH, 3.4), constrained_layout=True)
     else:
         fig = ax.figure
     n = len(result.seeds)
@@ -286,7 +287,7 @@ def plot_odyssey(
     if reference is not None:
         ax.axhline(np.median(vals[reference]), color="0.4", ls="--", lw=1,
                    label=f"median of {reference}")
-        ax.legend(fontsize=8, loc="best")
+        ax.legend(fontsize=LEGEND_SIZE, loc="best")
     ax.set_xticks(range(len(result.variants)), result.variants)
     if log:
         ax.set_yscale("log")

@@ -14,6 +14,12 @@ import numpy as np
 from lstm_lab.scratch.activations import dsigmoid, dtanh, sigmoid, tanh
 from lstm_lab.train import running_mean
 
+# Width of every plot, in inches. The book's text column is about 684 px wide on a 1280 px
+# screen; at matplotlib's 100 dpi a figure this wide appears at its own size there, so its
+# 9-10 pt labels read at the size they were set (the setup cell asks for 2x pixels).
+FIG_WIDTH = 6.8
+LEGEND_SIZE = 9
+
 
 def plot_activations(x_range: tuple[float, float] = (-6.0, 6.0), num: int = 601):
     """Sigmoid and tanh (left) and their derivatives (right) on ``x_range``.
@@ -25,7 +31,7 @@ def plot_activations(x_range: tuple[float, float] = (-6.0, 6.0), num: int = 601)
         raise ValueError(f"x_range must be (low, high) with low < high, got {x_range!r}")
     x = np.linspace(lo, hi, num)
     s, t = sigmoid(x), tanh(x)
-    fig, (ax_f, ax_d) = plt.subplots(1, 2, figsize=(9, 3.2), constrained_layout=True)
+    fig, (ax_f, ax_d) = plt.subplots(1, 2, figsize=(FIG_WIDTH, 2.8), constrained_layout=True)
     ax_f.plot(x, s, label=r"$\sigma(x)$")
     ax_f.plot(x, t, label=r"$\tanh(x)$")
     ax_d.plot(x, dsigmoid(s), label=r"$\sigma'(x) = \sigma(x)(1-\sigma(x))$")
@@ -35,7 +41,7 @@ def plot_activations(x_range: tuple[float, float] = (-6.0, 6.0), num: int = 601)
         ax.axvline(0.0, color="0.6", lw=0.8)
         ax.set_xlabel("$x$")
         ax.set_title(title)
-        ax.legend(loc="upper left", fontsize=8)
+        ax.legend(loc="upper left", fontsize=LEGEND_SIZE)
         ax.grid(alpha=0.3)
     ax_f.set_ylim(-1.15, 1.15)
     return fig
@@ -77,7 +83,7 @@ def plot_series(
         raise ValueError(f"x must have shape {first.shape}, got {xs.shape}")
     ylims = dict(ylims or {})
     fig, axes = plt.subplots(
-        len(arrays), 1, figsize=(8, 1.6 * len(arrays) + 0.4), sharex=True, constrained_layout=True
+        len(arrays), 1, figsize=(FIG_WIDTH, 1.5 * len(arrays) + 0.4), sharex=True, constrained_layout=True
     )
     axes = np.atleast_1d(axes)
     for ax, (label, values) in zip(axes, arrays.items()):
@@ -112,7 +118,7 @@ def plot_gradient_norms(
     """
     if not curves:
         raise ValueError("curves must hold at least one {label: norms} entry")
-    fig, ax = _figure(ax, figsize=(7, 3.6))
+    fig, ax = _figure(ax, figsize=(FIG_WIDTH, 3.4))
     for label, norms in curves.items():
         norms = np.asarray(norms, dtype=float)
         if norms.ndim != 1:
@@ -143,7 +149,7 @@ def plot_curves(
     x = np.asarray(x, dtype=float)
     if x.ndim != 1 or not curves:
         raise ValueError(f"need a 1-D x and at least one curve, got x of shape {x.shape} and {len(curves)} curves")
-    fig, ax = _figure(ax, figsize=(7, 3.6))
+    fig, ax = _figure(ax, figsize=(FIG_WIDTH, 3.4))
     for label, y in curves.items():
         y = np.asarray(y, dtype=float)
         if y.shape != x.shape:
@@ -178,7 +184,7 @@ def plot_losses(
     """
     if not histories:
         raise ValueError("histories must hold at least one {label: losses} entry")
-    fig, ax = _figure(ax, figsize=(7, 3.6))
+    fig, ax = _figure(ax, figsize=(FIG_WIDTH, 3.4))
     for label, hist in histories.items():
         losses = np.asarray(getattr(hist, "losses", hist), dtype=float)
         if losses.ndim != 1 or losses.size == 0:
@@ -223,7 +229,7 @@ def plot_heatmaps(
         raise ValueError(f"x must have shape ({t},), got {xs.shape}")
     vlims = dict(vlims or {})
     heights = [max(1.0, min(3.0, a.shape[1] / 8)) for a in arrays.values()]
-    fig, axes = plt.subplots(len(arrays), 1, figsize=(8, 0.9 * sum(heights) + 0.9), sharex=True,
+    fig, axes = plt.subplots(len(arrays), 1, figsize=(FIG_WIDTH, 0.9 * sum(heights) + 0.9), sharex=True,
                              gridspec_kw={"height_ratios": heights}, constrained_layout=True)
     axes = np.atleast_1d(axes)
     edges = np.concatenate([xs - 0.5, [xs[-1] + 0.5]]) if t > 0 else xs
@@ -245,7 +251,7 @@ def _finish_axes(ax, xlabel: str, ylabel: str, title: str | None):
     if title:
         ax.set_title(title)
     ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=LEGEND_SIZE)
     return ax.figure
 
 

@@ -47,6 +47,12 @@ def _jupyter_book() -> str:
 
 
 @pytest.fixture(scope="session")
+def jupyter_book() -> str:
+    """The jupyter-book command of this environment."""
+    return _jupyter_book()
+
+
+@pytest.fixture(scope="session")
 def html(tmp_path_factory) -> Path:
     """Build the whole book once, strictly, into a temporary folder; return its html/ folder."""
     out = tmp_path_factory.mktemp("book")

@@ -9,6 +9,7 @@ wider than a phone's screen. Skipped, with the fix, where no Chromium is install
 from __future__ import annotations
 
 import base64
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,8 @@ _why = browser.missing_browser()
 needs_browser = pytest.mark.skipif(_why is not None, reason=f"no browser test: {_why}")
 
 # A 1x1 PNG for the synthetic pages.
-_PNG = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==")
+_PNG = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQ"
+                        "AAAABJRU5ErkJggg==")
 
 
 @pytest.fixture(scope="module")
@@ -101,3 +103,18 @@ def test_every_chapter_shows_typeset_equations_and_its_figures(visits):
         facts = visits[f"{rel} @ {browser.DESKTOP}"].facts
         assert facts["equations"] >= 5, rel
         assert facts["images"] >= 1, rel
+
+
+@needs_browser
+def test_the_book_prints_to_a_pdf_with_no_code_cut_and_every_equation_typeset(tmp_path_factory, jupyter_book):
+    """`make pdf`: the one-page build, printed by the same browser."""
+    out = tmp_path_factory.mktemp("pdf")
+    cmd = [jupyter_book, "build", str(course.ROOT), "--builder", "singlehtml", "--path-output", str(out),
+           "-W", "-n", "--keep-going", "--all"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=course.ROOT)
+    assert proc.returncode == 0 and "WARNING" not in proc.stdout + proc.stderr, (proc.stdout + proc.stderr)[-4000:]
+    printout = browser.print_book(out / "_build" / "singlehtml", out / "book.pdf")
+    assert printout.pdf.read_bytes()[:5] == b"%PDF-"
+    assert printout.pages >= 100, "every chapter is in the PDF"
+    assert printout.code_cut == [], "code lines wider than the printed page"
+    assert printout.untypeset == []

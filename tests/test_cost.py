@@ -1,9 +1,11 @@
 """The cost helpers of chapter 5: log-log slopes, saved bytes, state bytes, interleaved timings."""
 
+import time
+
 import pytest
 import torch
 
-from lstm_lab.cost import loglog_slope, median_times, saved_bytes, state_bytes
+from lstm_lab.cost import fastest_times, interleaved_times, loglog_slope, median_times, saved_bytes, state_bytes
 
 
 def test_cost_helpers():
@@ -17,3 +19,21 @@ def test_cost_helpers():
     assert state_bytes((torch.zeros(2, 3), [torch.zeros(5, dtype=torch.float64)], None)) == 24 + 40
     times = median_times({"a": lambda: None, "b": lambda: sum(range(100))}, rounds=3)
     assert set(times) == {"a", "b"} and all(v >= 0 for v in times.values())
+
+
+def test_fastest_times_ignore_calls_that_other_work_slowed_down():
+    """A call slowed by the machine (here: two of seven sleep) moves the median of a few calls
+    but not the fastest, which is why chapter 5 fits its growth rates to the fastest."""
+    calls = {"n": 0}
+
+    def sometimes_slow():
+        calls["n"] += 1
+        if calls["n"] in (3, 4):  # rounds 2 and 3, after one warm-up call
+            time.sleep(0.05)
+
+    all_times = interleaved_times({"f": sometimes_slow}, rounds=3, warmup=1)["f"]
+    assert len(all_times) == 3 and sorted(all_times)[1] >= 0.05  # the median of 3 is a slow call
+    calls["n"] = 0
+    assert fastest_times({"f": sometimes_slow}, rounds=7)["f"] < 0.01
+    with pytest.raises(ValueError, match="rounds"):
+        fastest_times({"f": sometimes_slow}, rounds=0)

@@ -326,13 +326,51 @@ def test_no_inline_formula_is_broken_by_a_line_that_markdown_reads_as_a_list():
     assert not broken, f"move the + or - to the end of the line before: {broken}"
 
 
+# Characters of code the book's column shows at 1280 px: 77 in a code cell, 69 inside a
+# solution's box. tests/test_browser.py checks in the browser that nothing scrolls sideways.
+CODE_WIDTH = 77
+SOLUTION_CODE_WIDTH = 69
+
+
+def _code_blocks(cell) -> list[str]:
+    """The code a reader sees in a cell: a code cell's source, or a Markdown cell's code fences
+    (```python, ```text, ```{code-block} ...), not the fences of directives such as {solution}."""
+    if cell.cell_type == "code":
+        return [cell.source]
+    return [body for _, body in _fenced_code(cell.source)]
+
+
+def _fenced_code(markdown: str, directive: str = "") -> list[tuple[str, str]]:
+    """(innermost enclosing directive, code) for each code fence of a Markdown text."""
+    fences = re.findall(r"^[ \t]*(`{3,})([^\n`]*)\n(.*?)^[ \t]*\1[ \t]*$", markdown, flags=re.S | re.M)
+    blocks = []
+    for _, info, body in fences:
+        info = info.strip()
+        if info.startswith("{") and not info.startswith("{code"):
+            blocks += _fenced_code(body, info.split("}")[0] + "}")  # code inside a directive
+        else:
+            blocks.append((directive, body))
+    return blocks
+
+
+def test_code_blocks_are_found_in_markdown_fences():
+    cell = nbformat.v4.new_markdown_cell("text\n````{solution} ex\n" + "long prose " * 10
+                                         + "\n```python\nx = 1\n```\n````\n```\ny\n```")
+    assert _code_blocks(cell) == ["x = 1\n", "y\n"]
+    assert _fenced_code(cell.source) == [("{solution}", "x = 1\n"), ("", "y\n")]
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_notebook_code_fits_the_page(path):
-    """The book's code column shows about 88 characters; longer lines scroll sideways."""
+    """Code cells and the code in exercise solutions fit the column: nothing scrolls sideways
+    at 1280 px, and printing cuts nothing."""
+    long = []
     for cell in _nb(path).cells:
-        if cell.cell_type == "code":
-            for line in cell.source.splitlines():
-                assert len(line) <= 88, f"{path.name}: code line of {len(line)} characters: {line}"
+        blocks = [("", cell.source)] if cell.cell_type == "code" else _fenced_code(cell.source)
+        for directive, block in blocks:
+            width = CODE_WIDTH if directive in ("", "{code-cell}") else SOLUTION_CODE_WIDTH
+            long += [f"{len(line)} > {width}: {line}" for line in block.splitlines() if len(line) > width]
+    assert not long, f"{path.name}: {len(long)} code lines too wide for the column, e.g. {long[:3]}"
 
 
 def test_coalesce_streams_merges_consecutive_prints():

@@ -3,7 +3,7 @@
     python -m tools.browser check _build/html                # every page, both widths: exit 1 on a problem
     python -m tools.browser shots _build/html OUT page.html  # screenshots at 1280 and 390 px
     python -m tools.browser weight _build/html page.html     # bytes a reader's browser loads for a page
-    python -m tools.browser pdf _build/singlehtml OUT.pdf    # print a one-page build to PDF
+    python -m tools.browser pdf _build/singlehtml OUT.pdf    # print the one-page build to PDF
 
 Playwright drives the browser already on the machine (``/usr/bin/chromium``, Debian's package
 ``chromium``); it never downloads one. The site is served from ``127.0.0.1`` and every
@@ -113,6 +113,9 @@ class Visit:
         if f.get("page_width", 0) > self.width:
             out.append(f"page is {f['page_width']} px wide at a {self.width} px viewport; "
                        f"widest: {f.get('widest')}")
+        if self.width >= DESKTOP:
+            out += [f"code scrolls sideways at {self.width} px: {line!r}"
+                    for line in f.get("code_blocks_scrolling", [])]
         for name in ("toc_toggle", "toc_toggle_back"):
             if name in f and f[name] is not True:
                 out.append(f"{name}: {f[name]}")
@@ -163,13 +166,19 @@ async () => {
       }
     }
   });
+  // Code blocks wider than their box (solutions are measured opened, as a reader opens them).
+  const hidden = Array.from(document.querySelectorAll(".toggle-hidden"));
+  hidden.forEach((e) => e.classList.remove("toggle-hidden"));
   const codeScrolls = Array.from(document.querySelectorAll("div.cell_input pre, div.solution pre"))
-    .filter((p) => p.scrollWidth > p.clientWidth + 1).length;
+    .filter((p) => p.clientWidth > 0 && p.scrollWidth > p.clientWidth + 1)
+    .map((p) => p.textContent.split("\n").reduce((a, b) => (b.length > a.length ? b : a), "").slice(0, 80));
+  hidden.forEach((e) => e.classList.add("toggle-hidden"));
+  const solutionCode = document.querySelectorAll("div.solution pre").length;
   return {
     raw_tex: raw, untypeset: untypeset, broken_images: broken, images: images.length,
     equations: document.querySelectorAll("mjx-container").length,
     page_width: document.documentElement.scrollWidth, widest: widest,
-    code_blocks_scrolling: codeScrolls,
+    code_blocks_scrolling: codeScrolls, solution_code_blocks: solutionCode,
   };
 }
 """
@@ -234,6 +243,8 @@ def visit(browser, url: str, width: int, toggle: bool = True) -> Visit:
     page.on("response", response)
     page.goto(url, wait_until="load")
     page.wait_for_load_state("networkidle")
+    with contextlib.suppress(Exception):  # a page whose maths never typesets is reported below
+        _wait_for_maths(page, timeout_ms=20_000)
     result.facts = page.evaluate(_INSPECT)
     # Requests refused on purpose log a console error; they are reported once, as external.
     result.console = [m for m in result.console if "net::ERR_FAILED" not in m]
@@ -278,7 +289,7 @@ def screenshots(html: Path, out: Path, rels: list[str], widths=(DESKTOP, PHONE))
                               {"127.0.0.1", None} else r.abort())
                 page = context.new_page()
                 page.goto(base + rel, wait_until="networkidle")
-                page.evaluate("async () => { if (window.MathJax) await MathJax.startup.promise; }")
+                _wait_for_maths(page)
                 stem = Path(rel).stem
                 path = out / f"{stem}-{width}.png"
                 page.screenshot(path=str(path))
@@ -299,20 +310,67 @@ def page_weight(html: Path, rel: str) -> dict:
     return {"page": rel, "loaded_bytes": v.loaded_bytes, "refused_external": v.external}
 
 
-def print_pdf(html_file: Path, out: Path) -> Path:
-    """Print one HTML page (a single-page build of the book) to an A4 PDF, maths typeset."""
-    with serve(html_file.parent) as base, chromium() as browser:
+def _wait_for_maths(page, timeout_ms: int = 120_000) -> None:
+    """Return once MathJax has typeset the page (at once if the page has no maths)."""
+    if page.query_selector(".math") is None:
+        return
+    page.wait_for_function("() => window.MathJax && MathJax.startup && MathJax.startup.promise",
+                           timeout=timeout_ms)
+    page.evaluate("async () => { await MathJax.startup.promise; }")
+
+
+@dataclass
+class Printout:
+    """A printed book: the PDF, its page count, and what the print layout cut or left raw."""
+
+    pdf: Path
+    pages: int
+    code_cut: list[str]       # code lines wider than the printed page (they would be cut)
+    untypeset: list[str]      # maths MathJax did not typeset
+
+
+def count_pdf_pages(pdf: Path) -> int:
+    """Pages of a PDF that Chromium wrote (its page objects are uncompressed)."""
+    import re
+
+    return len(re.findall(rb"/Type\s*/Page(?![s\w])", pdf.read_bytes()))
+
+
+def print_book(singlehtml: Path, out: Path) -> Printout:
+    """Print Jupyter Book's one-page build (``--builder singlehtml``) to an A4 PDF.
+
+    The builder writes the whole book into the root document's file (``book/intro.html``)
+    with links relative to the site root, so a copy of it at the root is what is printed.
+    Printed with the site's print stylesheet: sidebars hidden, code wrapped, maths typeset.
+    """
+    redirect = (singlehtml / "index.html").read_text(encoding="utf-8")
+    target = redirect.split("url=", 1)[1].split('"', 1)[0].strip() if "url=" in redirect else "index.html"
+    page_file = singlehtml / "_print.html"
+    page_file.write_text((singlehtml / target).read_text(encoding="utf-8"), encoding="utf-8")
+    with serve(singlehtml) as base, chromium() as browser:
         context = browser.new_context(viewport={"width": DESKTOP, "height": 900})
         context.route("**/*", lambda r: r.continue_() if urlsplit(r.request.url).hostname in
                       {"127.0.0.1", None} else r.abort())
         page = context.new_page()
-        page.goto(base + html_file.name, wait_until="networkidle", timeout=300_000)
-        page.evaluate("async () => { if (window.MathJax) await MathJax.startup.promise; }")
+        page.goto(base + page_file.name, wait_until="load", timeout=300_000)
+        _wait_for_maths(page)
+        # Solutions are dropdowns on screen; on paper they are printed open.
+        page.evaluate("() => document.querySelectorAll('.toggle-hidden')"
+                      ".forEach((e) => e.classList.remove('toggle-hidden'))")
         page.emulate_media(media="print")
-        page.pdf(path=str(out), format="A4", print_background=True,
+        facts = page.evaluate("""() => ({
+          cut: Array.from(document.querySelectorAll("pre"))
+                 .filter((p) => p.clientWidth > 0 && p.scrollWidth > p.clientWidth + 1)
+                 .map((p) => p.textContent.trim().split("\\n")[0].slice(0, 60)),
+          untypeset: Array.from(document.querySelectorAll("span.math, div.math"))
+                 .filter((e) => !e.querySelector("mjx-container")).map((e) => e.textContent.slice(0, 60)),
+        })""")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        page.pdf(path=str(out), format="A4", print_background=True, outline=True, tagged=True,
                  margin={"top": "16mm", "bottom": "16mm", "left": "14mm", "right": "14mm"})
         context.close()
-    return out
+    page_file.unlink()
+    return Printout(pdf=out, pages=count_pdf_pages(out), code_cut=facts["cut"], untypeset=facts["untypeset"])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -328,7 +386,7 @@ def main(argv: list[str] | None = None) -> int:
     w.add_argument("html", type=Path)
     w.add_argument("pages", nargs="+")
     p = sub.add_parser("pdf")
-    p.add_argument("html_file", type=Path)
+    p.add_argument("singlehtml", type=Path)
     p.add_argument("out", type=Path)
     args = parser.parse_args(argv)
     why = missing_browser()
@@ -352,8 +410,13 @@ def main(argv: list[str] | None = None) -> int:
         for rel in args.pages:
             print(json.dumps(page_weight(args.html, rel)))
         return 0
-    print(print_pdf(args.html_file, args.out))
-    return 0
+    printout = print_book(args.singlehtml, args.out)
+    print(f"{printout.pdf}: {printout.pages} pages, {printout.pdf.stat().st_size / 1e6:.1f} MB")
+    for line in printout.code_cut:
+        print(f"    code wider than the page: {line!r}")
+    for text in printout.untypeset:
+        print(f"    maths not typeset: {text!r}")
+    return 1 if printout.code_cut or printout.untypeset else 0
 
 
 if __name__ == "__main__":

@@ -30,17 +30,24 @@ SETUP_CELL_TEMPLATE = '''\
 # Setup: the same first cell in every notebook of the course.
 # On Google Colab it installs lstm_lab from the course repository,
 # adding only what Colab lacks (its torch, numpy, matplotlib are kept).
-# Locally and on Binder lstm_lab is installed: this cell does nothing.
+# Locally and on Binder lstm_lab is installed, and this cell only asks
+# for figures at twice the pixel density (sharp on high-resolution screens).
 import importlib.util
 import subprocess
 import sys
 
-if "google.colab" in sys.modules and importlib.util.find_spec("lstm_lab") is None:
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet",
-         "lstm-lab @ git+{url}@{branch}"],
-        check=True,
-    )'''
+from IPython import get_ipython
+
+shell = get_ipython()
+if shell is not None:
+    retina = "InlineBackend.figure_formats = ['retina']"
+    shell.run_line_magic("config", retina)
+
+on_colab = "google.colab" in sys.modules
+if on_colab and importlib.util.find_spec("lstm_lab") is None:
+    repo = "git+{url}@{branch}"
+    pip = [sys.executable, "-m", "pip", "install", "--quiet"]
+    subprocess.run([*pip, f"lstm-lab @ {{repo}}"], check=True)'''
 ASSIGNMENT_DIR = "assignments"
 ASSIGNMENT_SETUP_TEMPLATE = '''\
 # Setup: the course's first cell, for an assignment.
