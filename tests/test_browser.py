@@ -84,6 +84,9 @@ def test_every_page_is_visited_at_both_widths(visits):
     chapters = {nb.relative_to(course.ROOT).with_suffix(".html").as_posix() for nb in course.notebook_paths()}
     seen = {key.split(" @ ")[0] for key in visits}
     assert chapters <= seen
+    searches = [v for key, v in visits.items() if "search.html?q=" in key]
+    assert len(searches) == 2 * len(browser.SEARCHES)
+    assert all(v.facts["search_results"] >= 2 for v in searches), "each search finds pages, so snippets are checked"
     assert {"book/intro.html", "book/bibliography.html", "search.html"} <= seen
     assert len(visits) == 2 * len(seen)
 

@@ -419,3 +419,4 @@ def test_sdist_holds_the_package_and_no_half_test_suite(tmp_path, monkeypatch):
     assert "lstm_lab/__init__.py" in files and "lstm_lab/data/corpus.txt" in files
     assert {"README.md", "LICENSE", "pyproject.toml"} <= files
     assert not [f for f in files if f.startswith("tests/")], "the sdist ships tests without the repository"
+

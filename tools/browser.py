@@ -110,6 +110,8 @@ class Visit:
         out += [f"raw TeX in the rendered text: {t!r}" for t in f.get("raw_tex", [])]
         out += [f"equation not typeset: {t!r}" for t in f.get("untypeset", [])]
         out += [f"image did not load: {s}" for s in f.get("broken_images", [])]
+        out += [f"image without a real alt text: {s}" for s in f.get("images_without_alt", [])]
+        out += [f"figure without a numbered caption: {s}" for s in f.get("figures_without_caption", [])]
         if f.get("page_width", 0) > self.width:
             out.append(f"page is {f['page_width']} px wide at a {self.width} px viewport; "
                        f"widest: {f.get('widest')}")
@@ -147,6 +149,14 @@ async () => {
     .slice(0, 5).map((e) => e.textContent.slice(0, 60));
   const images = Array.from(document.images);
   const broken = images.filter((i) => !(i.complete && i.naturalWidth > 0)).map((i) => i.src);
+  // Alt text a screen reader can use: present, and not a file name.
+  const noAlt = images.filter((i) => !i.closest(".navbar-brand, .btn, .dropdown-menu"))
+    .filter((i) => { const a = (i.getAttribute("alt") || "").trim();
+                     return a.length < 10 || /\.(png|svg|jpe?g)$/i.test(a) || a.includes("_images/"); })
+    .map((i) => (i.getAttribute("alt") || "(none)") + " " + i.src.split("/").pop());
+  const uncaptioned = Array.from(document.querySelectorAll("div.cell_output img"))
+    .filter((i) => !i.closest("figure") || !i.closest("figure").querySelector("figcaption .caption-number"))
+    .map((i) => i.src.split("/").pop());
   const vw = window.innerWidth;
   let widest = null;
   let widestRight = vw;
@@ -176,6 +186,7 @@ async () => {
   const solutionCode = document.querySelectorAll("div.solution pre").length;
   return {
     raw_tex: raw, untypeset: untypeset, broken_images: broken, images: images.length,
+    images_without_alt: noAlt, figures_without_caption: uncaptioned,
     equations: document.querySelectorAll("mjx-container").length,
     page_width: document.documentElement.scrollWidth, widest: widest,
     code_blocks_scrolling: codeScrolls, solution_code_blocks: solutionCode,
@@ -245,7 +256,12 @@ def visit(browser, url: str, width: int, toggle: bool = True) -> Visit:
     page.wait_for_load_state("networkidle")
     with contextlib.suppress(Exception):  # a page whose maths never typesets is reported below
         _wait_for_maths(page, timeout_ms=20_000)
+    if "search.html?q=" in url:  # wait for every result's snippet
+        page.wait_for_function("() => /finished|did not match/.test("
+                               "(document.querySelector('#search-results .search-summary') || {}).innerText || '')",
+                               timeout=60_000)
     result.facts = page.evaluate(_INSPECT)
+    result.facts["search_results"] = len(page.query_selector_all("#search-results li"))
     # Requests refused on purpose log a console error; they are reported once, as external.
     result.console = [m for m in result.console if "net::ERR_FAILED" not in m]
     if toggle and page.query_selector(".primary-toggle"):
@@ -260,12 +276,17 @@ def html_pages(html: Path) -> list[Path]:
     return [p for p in pages if "http-equiv=\"refresh\"" not in p.read_text(encoding="utf-8")[:2000]]
 
 
-def visit_all(html: Path, widths=(DESKTOP, PHONE)) -> dict[str, Visit]:
-    """Every page at every width, keyed 'page @ width'."""
+# Searches whose results come from the maths-heavy chapters: their snippets must read as text.
+SEARCHES = ("gradient", "forget gate", "selective state")
+
+
+def visit_all(html: Path, widths=(DESKTOP, PHONE), searches=SEARCHES) -> dict[str, Visit]:
+    """Every page at every width, and the search page with each query, keyed 'page @ width'."""
     visits = {}
+    rels = [p.relative_to(html).as_posix() for p in html_pages(html)]
+    rels += [f"search.html?q={q.replace(' ', '+')}" for q in searches]
     with serve(html) as base, chromium() as browser:
-        for path in html_pages(html):
-            rel = path.relative_to(html).as_posix()
+        for rel in rels:
             for width in widths:
                 visits[f"{rel} @ {width}"] = visit(browser, base + rel, width)
     return visits

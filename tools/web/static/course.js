@@ -7,6 +7,12 @@
  * nothing: on a phone the table of contents cannot be opened. The visible buttons here pass
  * their click to the bound one, which runs the themes' own code (collapse the sidebar on a
  * wide screen, open it as a dialog on a narrow one).
+ *
+ * Search snippets. Sphinx cuts each result's snippet out of the page's text, where a formula
+ * is still its TeX source (MathJax has not run on it), and the page's buttons and contents
+ * list come first. The page text handed to the snippet maker here leaves out the page chrome
+ * and writes each formula as plain text when it is a bare symbol (t, d, h_t) and as
+ * "(formula)" otherwise, so no snippet shows half a TeX command.
  */
 (function () {
   "use strict";
@@ -39,8 +45,31 @@
     }
   }
 
+  const CHROME = [".headerlink", "script", "style", ".bd-header-article", ".bd-sidebar-secondary", ".onlyprint",
+                  ".prev-next-area", ".bd-footer-article", ".toggle-button", ".copybtn"];
+
+  function formulaAsText(tex) {
+    const bare = tex.replace(/^\\[(\[]/, "").replace(/\\[)\]]$/, "").trim();
+    return /^[A-Za-z0-9_^{}+\-=., ]{1,12}$/.test(bare) ? bare.replace(/[{}]/g, "") : "(formula)";
+  }
+
+  function snippetText(htmlString, anchor) {
+    const doc = new DOMParser().parseFromString(htmlString, "text/html");
+    doc.querySelectorAll(CHROME.join(", ")).forEach((e) => e.remove());
+    doc.querySelectorAll("span.math, div.math").forEach((e) => {
+      e.replaceWith(doc.createTextNode(formulaAsText(e.textContent)));
+    });
+    const main = doc.querySelector('[role="main"]');
+    const block = anchor && main ? main.querySelector(anchor) : null;
+    return (block || main || doc.body).textContent;
+  }
+
   ready(() => {
     forwardClicks(".primary-toggle");
     forwardClicks(".secondary-toggle");
+    // searchtools.js declares `const Search` at the top level: a global name, not window's.
+    if (typeof Search !== "undefined" && typeof Search.htmlToText === "function") {
+      Search.htmlToText = snippetText;  // eslint-disable-line no-undef
+    }
   });
 })();
