@@ -33,12 +33,13 @@ def synthetic_site(tmp_path_factory) -> Path:
     (site / "dot.png").write_bytes(_PNG)
     (site / "good.html").write_text(
         "<!doctype html><html><head><meta name='viewport' content='width=device-width'></head>"
-        "<body><main><p>Plain text, and code: <code>\\frac{a}{b}</code></p><img src='dot.png' alt='a dot'>"
+        "<body><main><p>Plain text, and code: <code>\\frac{a}{b}</code></p><img src='dot.png' alt='a single black dot on a white square'>"
         "<pre>x = '\\\\alpha'</pre></main></body></html>", encoding="utf-8")
     (site / "bad.html").write_text(
         "<!doctype html><html><head><meta name='viewport' content='width=device-width'></head>"
         "<body><main><p>The state <span class='math'>\\(\\mathbf{h}_t\\)</span> is raw.</p>"
         "<img src='https://example.org/remote.png' alt='remote'><img src='missing.png' alt='missing'>"
+        "<div class='cell_output'><img src='dot.png' alt='../_images/0a1b2c.png'></div>"
         "<div style='width: 600px'>too wide for a phone</div>"
         "<script>console.error('broken script')</script></main></body></html>", encoding="utf-8")
     return site
@@ -60,7 +61,8 @@ def test_the_checks_find_every_fault_they_look_for(synthetic_site):
     for expected in ("request to another host: https://example.org/remote.png",
                      "failed request:", "missing.png", "console: broken script",
                      "raw TeX in the rendered text", "equation not typeset",
-                     "image did not load", "px wide at a 390 px viewport"):
+                     "image did not load", "px wide at a 390 px viewport",
+                     "image without a real alt text: ../_images/0a1b2c.png", "figure without a numbered caption"):
         assert expected in problems, f"{expected!r} not reported in: {problems}"
 
 

@@ -420,3 +420,30 @@ def test_sdist_holds_the_package_and_no_half_test_suite(tmp_path, monkeypatch):
     assert {"README.md", "LICENSE", "pyproject.toml"} <= files
     assert not [f for f in files if f.startswith("tests/")], "the sdist ships tests without the repository"
 
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_every_figure_has_a_caption_a_label_and_alt_text(path):
+    """MyST-NB reads cell metadata ``mystnb.figure`` (caption, name: a numbered, referable
+    figure) and ``mystnb.image`` (alt: what a screen reader says instead of a file name)."""
+    chapter = int(path.name[:2])
+    for index, cell in enumerate(_nb(path).cells):
+        if cell.cell_type != "code":
+            continue
+        images = [o for o in cell.get("outputs", []) if "image/png" in o.get("data", {})]
+        if not images:
+            continue
+        where = f"{path.name}, cell {index}"
+        assert len(images) == 1, f"{where}: one figure per cell, so that each has its own caption"
+        options = cell.metadata.get("mystnb", {})
+        figure, image = options.get("figure", {}), options.get("image", {})
+        assert re.fullmatch(rf"fig-ch{chapter}-[a-z0-9-]+", figure.get("name", "")), f"{where}: figure name"
+        caption, alt = figure.get("caption", ""), image.get("alt", "")
+        assert 20 <= len(caption) <= 400 and "\n" not in caption, f"{where}: caption {caption!r}"
+        assert 30 <= len(alt) <= 500 and "\n" not in alt, f"{where}: alt text {alt!r}"
+        assert not re.search(r"[$\\`*{}]", alt), f"{where}: alt text is read aloud, so plain text: {alt!r}"
+
+
+def test_figure_names_are_unique_across_the_book():
+    names = [c.metadata["mystnb"]["figure"]["name"] for p in NOTEBOOKS for c in _nb(p).cells
+             if c.metadata.get("mystnb", {}).get("figure", {}).get("name")]
+    assert len(names) == len(set(names)) >= 30
