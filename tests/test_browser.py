@@ -33,7 +33,8 @@ def synthetic_site(tmp_path_factory) -> Path:
     (site / "dot.png").write_bytes(_PNG)
     (site / "good.html").write_text(
         "<!doctype html><html><head><meta name='viewport' content='width=device-width'></head>"
-        "<body><main><p>Plain text, and code: <code>\\frac{a}{b}</code></p><img src='dot.png' alt='a single black dot on a white square'>"
+        "<body><main><p>Plain text, and code: <code>\\frac{a}{b}</code></p>"
+        "<img src='dot.png' alt='a single black dot on a white square'>"
         "<pre>x = '\\\\alpha'</pre></main></body></html>", encoding="utf-8")
     (site / "bad.html").write_text(
         "<!doctype html><html><head><meta name='viewport' content='width=device-width'></head>"
