@@ -298,7 +298,7 @@ def check(html: Path, widths=(DESKTOP, PHONE)) -> dict[str, list[str]]:
 
 
 def screenshots(html: Path, out: Path, rels: list[str], widths=(DESKTOP, PHONE)) -> list[Path]:
-    """Screenshots of the top of each page (and at 390 px with the contents open)."""
+    """Screenshots of each page: its top, its first figure, and at phone width the open contents."""
     out.mkdir(parents=True, exist_ok=True)
     made = []
     with serve(html) as base, chromium() as browser:
@@ -315,6 +315,13 @@ def screenshots(html: Path, out: Path, rels: list[str], widths=(DESKTOP, PHONE))
                 path = out / f"{stem}-{width}.png"
                 page.screenshot(path=str(path))
                 made.append(path)
+                figure = page.query_selector("figure")
+                if figure is not None:  # the first figure with its caption, as a reader scrolls to it
+                    figure.scroll_into_view_if_needed()
+                    path = out / f"{stem}-{width}-figure.png"
+                    page.screenshot(path=str(path))
+                    made.append(path)
+                    page.evaluate("() => window.scrollTo(0, 0)")
                 if width < 600:
                     page.evaluate(_TOGGLE, True)
                     path = out / f"{stem}-{width}-toc.png"
