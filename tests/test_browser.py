@@ -42,6 +42,8 @@ def synthetic_site(tmp_path_factory) -> Path:
         "<img src='https://example.org/remote.png' alt='remote'><img src='missing.png' alt='missing'>"
         "<div class='cell_output'><img src='dot.png' alt='../_images/0a1b2c.png'></div>"
         "<div style='width: 600px'>too wide for a phone</div>"
+        "<img src='dot.png' alt='a dot kept 600 px high while its width shrinks'"
+        " style='width: 600px; height: 600px; max-width: 100%'>"
         "<script>console.error('broken script')</script></main></body></html>", encoding="utf-8")
     return site
 
@@ -63,8 +65,19 @@ def test_the_checks_find_every_fault_they_look_for(synthetic_site):
                      "failed request:", "missing.png", "console: broken script",
                      "raw TeX in the rendered text", "equation not typeset",
                      "image did not load", "px wide at a 390 px viewport",
-                     "image without a real alt text: ../_images/0a1b2c.png", "figure without a numbered caption"):
+                     "image without a real alt text: ../_images/0a1b2c.png", "figure without a numbered caption",
+                     "image out of proportion: dot.png drawn"):
         assert expected in problems, f"{expected!r} not reported in: {problems}"
+
+
+@needs_browser
+def test_page_weight_counts_what_the_browser_loaded(synthetic_site):
+    good = browser.page_weight(synthetic_site, "good.html")
+    assert good["by_kind"]["html"] == len((synthetic_site / "good.html").read_bytes())
+    assert good["by_kind"]["images"] == len(_PNG)
+    assert good["bytes"] == sum(good["by_kind"].values()) and good["refused_external"] == []
+    bad = browser.page_weight(synthetic_site, "bad.html")
+    assert bad["refused_external"] == ["https://example.org/remote.png"]
 
 
 @pytest.fixture(scope="session")

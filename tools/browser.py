@@ -99,7 +99,6 @@ class Visit:
     external: list[str] = field(default_factory=list)   # requests refused: another host
     failed: list[str] = field(default_factory=list)     # local requests that failed or gave >= 400
     console: list[str] = field(default_factory=list)    # console errors and uncaught exceptions
-    loaded_bytes: int = 0
     facts: dict = field(default_factory=dict)
 
     def problems(self) -> list[str]:
@@ -112,6 +111,7 @@ class Visit:
         out += [f"image did not load: {s}" for s in f.get("broken_images", [])]
         out += [f"image without a real alt text: {s}" for s in f.get("images_without_alt", [])]
         out += [f"figure without a numbered caption: {s}" for s in f.get("figures_without_caption", [])]
+        out += [f"image out of proportion: {s}" for s in f.get("distorted_images", [])]
         if f.get("page_width", 0) > self.width:
             out.append(f"page is {f['page_width']} px wide at a {self.width} px viewport; "
                        f"widest: {f.get('widest')}")
@@ -154,6 +154,12 @@ async () => {
     .filter((i) => { const a = (i.getAttribute("alt") || "").trim();
                      return a.length < 10 || /\.(png|svg|jpe?g)$/i.test(a) || a.includes("_images/"); })
     .map((i) => (i.getAttribute("alt") || "(none)") + " " + i.src.split("/").pop());
+  // Images drawn at another aspect ratio than their pixels (a fixed height kept while the
+  // width shrinks to the column squashes a figure).
+  const distorted = images.filter((i) => i.naturalWidth > 0 && i.clientWidth > 0 && i.clientHeight > 0)
+    .filter((i) => Math.abs((i.clientWidth / i.clientHeight) / (i.naturalWidth / i.naturalHeight) - 1) > 0.03)
+    .map((i) => `${i.src.split("/").pop()} drawn ${i.clientWidth}x${i.clientHeight}, `
+                + `pixels ${i.naturalWidth}x${i.naturalHeight}`);
   const uncaptioned = Array.from(document.querySelectorAll("div.cell_output img"))
     .filter((i) => !i.closest("figure") || !i.closest("figure").querySelector("figcaption .caption-number"))
     .map((i) => i.src.split("/").pop());
@@ -186,7 +192,7 @@ async () => {
   const solutionCode = document.querySelectorAll("div.solution pre").length;
   return {
     raw_tex: raw, untypeset: untypeset, broken_images: broken, images: images.length,
-    images_without_alt: noAlt, figures_without_caption: uncaptioned,
+    images_without_alt: noAlt, figures_without_caption: uncaptioned, distorted_images: distorted,
     equations: document.querySelectorAll("mjx-container").length,
     page_width: document.documentElement.scrollWidth, widest: widest,
     code_blocks_scrolling: codeScrolls, solution_code_blocks: solutionCode,
@@ -245,11 +251,8 @@ def visit(browser, url: str, width: int, toggle: bool = True) -> Visit:
             else result.failed.append(f"{r.url} ({r.failure})"))
 
     def response(r):
-        if urlsplit(r.url).hostname in local:
-            if r.status >= 400:
-                result.failed.append(f"{r.url} ({r.status})")
-            with contextlib.suppress(Exception):
-                result.loaded_bytes += len(r.body())
+        if urlsplit(r.url).hostname in local and r.status >= 400:
+            result.failed.append(f"{r.url} ({r.status})")
 
     page.on("response", response)
     page.goto(url, wait_until="load")
@@ -331,11 +334,36 @@ def screenshots(html: Path, out: Path, rels: list[str], widths=(DESKTOP, PHONE))
     return made
 
 
+_WEIGHT = """() => {
+  const entries = [...performance.getEntriesByType("navigation"), ...performance.getEntriesByType("resource")];
+  const byKind = {};
+  for (const e of entries) {
+    const path = new URL(e.name).pathname;
+    const kind = e.entryType === "navigation" ? "html" : path.includes("/mathjax/") ? "mathjax"
+      : /\\.(png|jpe?g|svg|gif)$/.test(path) ? "images" : /\\.(woff2?|ttf)$/.test(path) ? "fonts"
+      : /\\.js$/.test(path) ? "scripts" : /\\.css$/.test(path) ? "styles" : "other";
+    byKind[kind] = (byKind[kind] || 0) + e.decodedBodySize;
+  }
+  return byKind;
+}"""
+
+
 def page_weight(html: Path, rel: str) -> dict:
-    """Bytes the browser loads for a page (uncompressed), and the requests it could not make."""
+    """Bytes (uncompressed) the browser loads for a page at 1280 px, by kind, and the requests
+    to other hosts that were refused (a CDN's bytes are not counted, as offline)."""
     with serve(html) as base, chromium() as browser:
-        v = visit(browser, base + rel, DESKTOP, toggle=False)
-    return {"page": rel, "loaded_bytes": v.loaded_bytes, "refused_external": v.external}
+        context = browser.new_context(viewport={"width": DESKTOP, "height": 900})
+        refused = []
+        context.route("**/*", lambda r: r.continue_() if urlsplit(r.request.url).hostname in
+                      {"127.0.0.1", None} else (refused.append(r.request.url), r.abort()))
+        page = context.new_page()
+        page.goto(base + rel, wait_until="networkidle")
+        with contextlib.suppress(Exception):
+            _wait_for_maths(page, timeout_ms=20_000)
+        page.wait_for_load_state("networkidle")
+        by_kind = page.evaluate(_WEIGHT)
+        context.close()
+    return {"page": rel, "bytes": sum(by_kind.values()), "by_kind": by_kind, "refused_external": refused}
 
 
 def _wait_for_maths(page, timeout_ms: int = 120_000) -> None:
