@@ -44,6 +44,7 @@ def synthetic_site(tmp_path_factory) -> Path:
         "<div style='width: 600px'>too wide for a phone</div>"
         "<img src='dot.png' alt='a dot kept 600 px high while its width shrinks'"
         " style='width: 600px; height: 600px; max-width: 100%'>"
+        "<button class='search-button-field'>Search</button><button class='search-button-field'>Search</button>"
         "<script>console.error('broken script')</script></main></body></html>", encoding="utf-8")
     return site
 
@@ -66,7 +67,7 @@ def test_the_checks_find_every_fault_they_look_for(synthetic_site):
                      "raw TeX in the rendered text", "equation not typeset",
                      "image did not load", "px wide at a 390 px viewport",
                      "image without a real alt text: ../_images/0a1b2c.png", "figure without a numbered caption",
-                     "image out of proportion: dot.png drawn"):
+                     "image out of proportion: dot.png drawn", "2 search fields in sight"):
         assert expected in problems, f"{expected!r} not reported in: {problems}"
 
 

@@ -115,6 +115,8 @@ class Visit:
         if f.get("page_width", 0) > self.width:
             out.append(f"page is {f['page_width']} px wide at a {self.width} px viewport; "
                        f"widest: {f.get('widest')}")
+        if f.get("search_fields", 0) > 1:
+            out.append(f"{f['search_fields']} search fields in sight")
         if self.width >= DESKTOP:
             out += [f"code scrolls sideways at {self.width} px: {line!r}"
                     for line in f.get("code_blocks_scrolling", [])]
@@ -190,12 +192,15 @@ async () => {
     .map((p) => p.textContent.split("\n").reduce((a, b) => (b.length > a.length ? b : a), "").slice(0, 80));
   hidden.forEach((e) => e.classList.add("toggle-hidden"));
   const solutionCode = document.querySelectorAll("div.solution pre").length;
+  // One search field in sight: a second one is a header bar that costs a phone-sized strip.
+  const searchFields = Array.from(document.querySelectorAll(".search-button-field"))
+    .filter((e) => e.offsetParent !== null && e.getBoundingClientRect().height > 0).length;
   return {
     raw_tex: raw, untypeset: untypeset, broken_images: broken, images: images.length,
     images_without_alt: noAlt, figures_without_caption: uncaptioned, distorted_images: distorted,
     equations: document.querySelectorAll("mjx-container").length,
     page_width: document.documentElement.scrollWidth, widest: widest,
-    code_blocks_scrolling: codeScrolls, solution_code_blocks: solutionCode,
+    code_blocks_scrolling: codeScrolls, solution_code_blocks: solutionCode, search_fields: searchFields,
   };
 }
 """
