@@ -9,18 +9,22 @@ wider than a phone's screen. Skipped, with the fix, where no Chromium is install
 from __future__ import annotations
 
 import base64
+import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from tools import browser, course
+from tools import browser, course, site_assets
 
 pytestmark = pytest.mark.book
 
 _why = browser.missing_browser()
 needs_browser = pytest.mark.skipif(_why is not None, reason=f"no browser test: {_why}")
 
+# A typeset formula exactly as wide as its 120 px line, and the comma after it.
+_FORMULA_AND_COMMA = ("<p style='width: 120px'>so <span class='math'><mjx-container style='display: inline-block;"
+                      " width: 120px'>x</mjx-container></span>, and</p>")
 # A 1x1 PNG for the synthetic pages.
 _PNG = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQ"
                         "AAAABJRU5ErkJggg==")
@@ -28,17 +32,22 @@ _PNG = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR
 
 @pytest.fixture(scope="module")
 def synthetic_site(tmp_path_factory) -> Path:
-    """Two pages: one a reader would be happy with, one with every fault the checks look for."""
+    """Two pages: one a reader would be happy with, one with every fault the checks look for.
+    Both hold a formula as wide as its line with a comma after it (a stand-in for MathJax's
+    output); the good page has the course's script and stylesheet, which keep the comma there."""
     site = tmp_path_factory.mktemp("site")
     (site / "dot.png").write_bytes(_PNG)
+    for name in ("course.js", "course.css"):
+        shutil.copy(site_assets.STATIC / name, site / name)
     (site / "good.html").write_text(
-        "<!doctype html><html><head><meta name='viewport' content='width=device-width'></head>"
+        "<!doctype html><html><head><meta name='viewport' content='width=device-width'>"
+        "<link rel='stylesheet' href='course.css'><script defer src='course.js'></script></head>"
         "<body><main><p>Plain text, and code: <code>\\frac{a}{b}</code></p>"
-        "<img src='dot.png' alt='a single black dot on a white square'>"
+        "<img src='dot.png' alt='a single black dot on a white square'>" + _FORMULA_AND_COMMA +
         "<pre>x = '\\\\alpha'</pre></main></body></html>", encoding="utf-8")
     (site / "bad.html").write_text(
         "<!doctype html><html><head><meta name='viewport' content='width=device-width'></head>"
-        "<body><main><p>The state <span class='math'>\\(\\mathbf{h}_t\\)</span> is raw.</p>"
+        "<body><main><p>The state <span class='math'>\\(\\mathbf{h}_t\\)</span> is raw.</p>" + _FORMULA_AND_COMMA +
         "<img src='https://example.org/remote.png' alt='remote'><img src='missing.png' alt='missing'>"
         "<div class='cell_output'><img src='dot.png' alt='../_images/0a1b2c.png'></div>"
         "<div style='width: 600px'>too wide for a phone</div>"
@@ -67,7 +76,8 @@ def test_the_checks_find_every_fault_they_look_for(synthetic_site):
                      "raw TeX in the rendered text", "equation not typeset",
                      "image did not load", "px wide at a 390 px viewport",
                      "image without a real alt text: ../_images/0a1b2c.png", "figure without a numbered caption",
-                     "image out of proportion: dot.png drawn", "2 search fields in sight"):
+                     "image out of proportion: dot.png drawn", "2 search fields in sight",
+                     "punctuation on a new line after a formula: 'x,'"):
         assert expected in problems, f"{expected!r} not reported in: {problems}"
 
 

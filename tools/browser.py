@@ -115,6 +115,7 @@ class Visit:
         if f.get("page_width", 0) > self.width:
             out.append(f"page is {f['page_width']} px wide at a {self.width} px viewport; "
                        f"widest: {f.get('widest')}")
+        out += [f"punctuation on a new line after a formula: {t!r}" for t in f.get("punctuation_parted", [])]
         if f.get("search_fields", 0) > 1:
             out.append(f"{f['search_fields']} search fields in sight")
         if self.width >= DESKTOP:
@@ -165,6 +166,23 @@ async () => {
   const uncaptioned = Array.from(document.querySelectorAll("div.cell_output img"))
     .filter((i) => !i.closest("figure") || !i.closest("figure").querySelector("figcaption .caption-number"))
     .map((i) => i.src.split("/").pop());
+  // Punctuation that a line break has parted from the formula before it (", ." alone at the
+  // start of a line): the formula's box is an inline block, and browsers may break after one.
+  const parted = [];
+  document.querySelectorAll("mjx-container:not([display='true'])").forEach((math) => {
+    const holder = math.closest("span.math") || math;
+    if (holder.closest(".toggle-hidden")) { return; }  // a closed solution: no lines to look at
+    const next = holder.nextSibling;
+    if (!next || next.nodeType !== Node.TEXT_NODE || !/^[.,;:!?)\]]/.test(next.textContent)) { return; }
+    const range = document.createRange();
+    range.setStart(next, 0);
+    range.setEnd(next, 1);
+    const mark = range.getBoundingClientRect();
+    const box = math.getBoundingClientRect();
+    if (mark.height > 0 && box.height > 0 && mark.top >= box.bottom - 1 && parted.length < 5) {
+      parted.push((holder.textContent || "").slice(0, 30) + next.textContent.slice(0, 1));
+    }
+  });
   const vw = window.innerWidth;
   let widest = null;
   let widestRight = vw;
@@ -201,6 +219,7 @@ async () => {
     equations: document.querySelectorAll("mjx-container").length,
     page_width: document.documentElement.scrollWidth, widest: widest,
     code_blocks_scrolling: codeScrolls, solution_code_blocks: solutionCode, search_fields: searchFields,
+    punctuation_parted: parted,
   };
 }
 """

@@ -13,6 +13,11 @@
  * list come first. The page text handed to the snippet maker here leaves out the page chrome
  * and writes each formula as plain text when it is a bare symbol (t, d, h_t) and as
  * "(formula)" otherwise, so no snippet shows half a TeX command.
+ *
+ * Punctuation stays with its formula. A typeset formula is an inline block, and a browser may
+ * break the line right after one, leaving ", C_t" or a lone "." at the start of the next
+ * line. Each inline formula and the punctuation that follows it (and an opening bracket
+ * before it) are wrapped in one span that does not break.
  */
 (function () {
   "use strict";
@@ -64,7 +69,38 @@
     return (block || main || doc.body).textContent;
   }
 
+  const CLOSING = /^[.,;:!?)\]\u2019\u201d]+/;
+  const OPENING = /[(\[\u2018\u201c]+$/;
+
+  function keepPunctuationWithFormulas(root) {
+    root.querySelectorAll("span.math").forEach((math) => {
+      if (math.parentElement && math.parentElement.classList.contains("math-nowrap")) {
+        return;
+      }
+      const next = math.nextSibling;
+      const prev = math.previousSibling;
+      const after = next && next.nodeType === Node.TEXT_NODE ? CLOSING.exec(next.textContent) : null;
+      const before = prev && prev.nodeType === Node.TEXT_NODE ? OPENING.exec(prev.textContent) : null;
+      if (!after && !before) {
+        return;
+      }
+      const wrap = document.createElement("span");
+      wrap.className = "math-nowrap";
+      math.before(wrap);
+      if (before) {
+        prev.textContent = prev.textContent.slice(0, before.index);
+        wrap.append(before[0]);
+      }
+      wrap.append(math);
+      if (after) {
+        next.textContent = next.textContent.slice(after[0].length);
+        wrap.append(after[0]);
+      }
+    });
+  }
+
   ready(() => {
+    keepPunctuationWithFormulas(document);
     forwardClicks(".primary-toggle");
     forwardClicks(".secondary-toggle");
     // searchtools.js declares `const Search` at the top level: a global name, not window's.
