@@ -2,10 +2,11 @@
 #   make book         set up .venv and build the HTML book into _build/html/index.html
 #   make pdf          the book as one PDF, _build/pdf/gated-recurrence.pdf (needs Chromium)
 #   make test         set up .venv and run everything: lint, unit tests, nbval, the strict book
-#                     build, the assignments, and nbval again on another numerical path
+#                     build and the browser tests, the assignments, and nbval again on another
+#                     numerical path
 # Day to day:   make test-fast (unit tests, under a minute) | execute [NB=notebooks/X.ipynb]
 # Instructors:  make assignments | grade ASSIGNMENT=<name> SUBMISSIONS=<folder> | student-book
-# Others:       make env | test-portable | test-oldest | sync | check | bench | clean | clean-env
+# Others:       make env | test-main | test-book | test-portable | test-oldest | sync | check | bench | clean | clean-env
 # Another Python: make PYTHON=python3.12 test (3.10-3.13; .venv is rebuilt when it changes)
 
 PYTHON ?= python3
@@ -23,7 +24,7 @@ BOOK_FLAGS ?= -W -n --keep-going
 # left out, code wrapped rather than cut, solutions printed open, maths typeset.
 PDF := _build/pdf/gated-recurrence.pdf
 
-.PHONY: help env book pdf test test-main test-fast test-portable test-oldest lint execute sync check bench clean \
+.PHONY: help env book pdf test test-main test-book test-portable-then-book test-fast test-portable test-oldest lint execute sync check bench clean \
 	clean-env assignments grade student-book
 
 help:
@@ -56,14 +57,24 @@ pdf: env
 	$(BIN)/jupyter-book build . --builder singlehtml $(BOOK_FLAGS)
 	$(BIN)/python -m tools.browser pdf _build/singlehtml $(PDF)
 
-# The two passes run side by side, one per core (each is mostly one thread: the notebooks set
-# torch to one thread), and -O prints each one's output whole when it ends; make test fails if
-# either fails. In sequence they would take about 25 minutes on 2 cores, side by side about 15.
+# Two lanes side by side, one per core (each is mostly one thread: the notebooks set torch to
+# one thread): the main pass in one; the portable pass, then the book, in the other. -O prints
+# each lane's output whole when it ends; make test fails if either fails. In sequence the three
+# would take about 30 minutes on 2 cores; in two lanes about 18.
 test: env lint
-	@$(MAKE) --no-print-directory -j2 -O test-main test-portable
+	@$(MAKE) --no-print-directory -j2 -O test-main test-portable-then-book
 
+# Unit tests, nbval over every notebook, the assignments graded through otter.
 test-main: env
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -m "not book"
+
+# The book: the strict build (-W -n), its pages, the student edition, and the browser tests.
+test-book: env
+	$(BIN)/python -m pytest tests -m book
+
+test-portable-then-book: env
+	@status=0; $(MAKE) --no-print-directory test-portable || status=1; \
+	$(MAKE) --no-print-directory test-book || status=1; exit $$status
 
 # Unit tests only: no notebooks, no book build, no grading of assignments.
 test-fast: env

@@ -58,6 +58,15 @@ def synthetic_site(tmp_path_factory) -> Path:
     return site
 
 
+def test_only_the_served_site_counts_as_local():
+    assert browser.is_local("http://127.0.0.1:8000/notebooks/03_lstm.html")
+    assert browser.is_local("http://localhost:8000/_static/course.js")
+    assert browser.is_local("data:image/png;base64,AAAA") and browser.is_local("blob:http://127.0.0.1/x")
+    for url in ("https://cdn.jsdelivr.net/npm/mathjax@3/es5/tex-mml-chtml.js", "http://127.0.0.2/x",
+                "https://127.0.0.1.example.org/x"):
+        assert not browser.is_local(url), url
+
+
 @needs_browser
 def test_the_checks_pass_a_clean_page(synthetic_site):
     with browser.serve(synthetic_site) as base, browser.chromium() as chromium:

@@ -252,30 +252,44 @@ async (phone) => {
 """
 
 
-def visit(browser, url: str, width: int, toggle: bool = True) -> Visit:
-    """Load ``url`` offline at ``width`` px and record what a reader would meet."""
-    result = Visit(url=url, width=width)
+LOCAL_HOSTS = {"127.0.0.1", "localhost"}
+
+
+def is_local(url: str) -> bool:
+    """True for the served site and for data: and blob: URLs, which never leave the machine."""
+    return url.startswith(("data:", "blob:")) or urlsplit(url).hostname in LOCAL_HOSTS
+
+
+def offline_context(browser, width: int, refused: list[str] | None = None, scale: int = 1):
+    """A browser context ``width`` px wide (a desktop's or a phone's height) in which every
+    request for another host is refused, and recorded in ``refused`` when it is given."""
     context = browser.new_context(viewport={"width": width, "height": 900 if width > 600 else 844},
-                                  device_scale_factor=1, service_workers="block")
-    local = {"127.0.0.1", "localhost"}
+                                  device_scale_factor=scale, service_workers="block")
 
     def route(r):
-        host = urlsplit(r.request.url).hostname
-        if r.request.url.startswith(("data:", "blob:")) or host in local:
+        if is_local(r.request.url):
             r.continue_()
         else:
-            result.external.append(r.request.url)
+            if refused is not None:
+                refused.append(r.request.url)
             r.abort()
 
     context.route("**/*", route)
+    return context
+
+
+def visit(browser, url: str, width: int, toggle: bool = True) -> Visit:
+    """Load ``url`` offline at ``width`` px and record what a reader would meet."""
+    result = Visit(url=url, width=width)
+    context = offline_context(browser, width, refused=result.external)
     page = context.new_page()
     page.on("console", lambda m: result.console.append(m.text) if m.type == "error" else None)
     page.on("pageerror", lambda e: result.console.append(f"uncaught: {e}"))
-    page.on("requestfailed", lambda r: None if urlsplit(r.url).hostname not in local
+    page.on("requestfailed", lambda r: None if urlsplit(r.url).hostname not in LOCAL_HOSTS
             else result.failed.append(f"{r.url} ({r.failure})"))
 
     def response(r):
-        if urlsplit(r.url).hostname in local and r.status >= 400:
+        if urlsplit(r.url).hostname in LOCAL_HOSTS and r.status >= 400:
             result.failed.append(f"{r.url} ({r.status})")
 
     page.on("response", response)
@@ -331,10 +345,7 @@ def screenshots(html: Path, out: Path, rels: list[str], widths=(DESKTOP, PHONE))
     with serve(html) as base, chromium() as browser:
         for rel in rels:
             for width in widths:
-                context = browser.new_context(viewport={"width": width, "height": 900 if width > 600 else 844},
-                                              device_scale_factor=2 if width < 600 else 1)
-                context.route("**/*", lambda r: r.continue_() if urlsplit(r.request.url).hostname in
-                              {"127.0.0.1", None} else r.abort())
+                context = offline_context(browser, width, scale=2 if width < 600 else 1)
                 page = context.new_page()
                 page.goto(base + rel, wait_until="networkidle")
                 _wait_for_maths(page)
@@ -376,10 +387,8 @@ def page_weight(html: Path, rel: str) -> dict:
     """Bytes (uncompressed) the browser loads for a page at 1280 px, by kind, and the requests
     to other hosts that were refused (a CDN's bytes are not counted, as offline)."""
     with serve(html) as base, chromium() as browser:
-        context = browser.new_context(viewport={"width": DESKTOP, "height": 900})
         refused = []
-        context.route("**/*", lambda r: r.continue_() if urlsplit(r.request.url).hostname in
-                      {"127.0.0.1", None} else (refused.append(r.request.url), r.abort()))
+        context = offline_context(browser, DESKTOP, refused=refused)
         page = context.new_page()
         page.goto(base + rel, wait_until="networkidle")
         with contextlib.suppress(Exception):
@@ -391,8 +400,9 @@ def page_weight(html: Path, rel: str) -> dict:
 
 
 def _wait_for_maths(page, timeout_ms: int = 120_000) -> None:
-    """Return once MathJax has typeset the page (at once if the page has no maths)."""
-    if page.query_selector(".math") is None:
+    """Return once MathJax has typeset the page (at once if the page has no maths, or loads no
+    MathJax: its formulas are then reported as not typeset, without a wait)."""
+    if page.query_selector(".math") is None or page.query_selector("script[src*='mathjax' i]") is None:
         return
     page.wait_for_function("() => window.MathJax && MathJax.startup && MathJax.startup.promise",
                            timeout=timeout_ms)
@@ -428,9 +438,7 @@ def print_book(singlehtml: Path, out: Path) -> Printout:
     page_file = singlehtml / "_print.html"
     page_file.write_text((singlehtml / target).read_text(encoding="utf-8"), encoding="utf-8")
     with serve(singlehtml) as base, chromium() as browser:
-        context = browser.new_context(viewport={"width": DESKTOP, "height": 900})
-        context.route("**/*", lambda r: r.continue_() if urlsplit(r.request.url).hostname in
-                      {"127.0.0.1", None} else r.abort())
+        context = offline_context(browser, DESKTOP)
         page = context.new_page()
         page.goto(base + page_file.name, wait_until="load", timeout=300_000)
         _wait_for_maths(page)
