@@ -238,7 +238,9 @@ async (phone) => {
   const before = shown();
   if (phone && before) { return "the table of contents is already open at phone width"; }
   button.click();
-  await sleep(600);
+  // The sidebar slides: wait until it has changed (at most 2 s), then let it settle.
+  for (let waited = 0; waited < 2000 && shown() === before; waited += 50) { await sleep(50); }
+  await sleep(150);
   const after = shown();
   if (phone) {
     const dialog = document.querySelector("#pst-primary-sidebar-modal");
