@@ -54,8 +54,18 @@ def synthetic_site(tmp_path_factory) -> Path:
         "<img src='dot.png' alt='a dot kept 600 px high while its width shrinks'"
         " style='width: 600px; height: 600px; max-width: 100%'>"
         "<button class='search-button-field'>Search</button><button class='search-button-field'>Search</button>"
+        "<i class='fa-solid fa-bars'></i>"
         "<script>console.error('broken script')</script></main></body></html>", encoding="utf-8")
     return site
+
+
+def test_the_pages_to_visit_leave_out_redirects_and_assets(tmp_path):
+    (tmp_path / "index.html").write_text('<meta http-equiv="Refresh" content="0; url=a.html" />\n')
+    (tmp_path / "a.html").write_text("<p>a page</p>")
+    for folder in ("_static", "mathjax"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "x.html").write_text("<p>an asset</p>")
+    assert browser.html_pages(tmp_path) == [tmp_path / "a.html"]
 
 
 def test_only_the_served_site_counts_as_local():
@@ -86,7 +96,7 @@ def test_the_checks_find_every_fault_they_look_for(synthetic_site):
                      "image did not load", "px wide at a 390 px viewport",
                      "image without a real alt text: ../_images/0a1b2c.png", "figure without a numbered caption",
                      "image out of proportion: dot.png drawn", "2 search fields in sight",
-                     "punctuation on a new line after a formula: 'x,'"):
+                     "punctuation on a new line after a formula: 'x,'", "icon not drawn: fa-solid fa-bars"):
         assert expected in problems, f"{expected!r} not reported in: {problems}"
 
 
@@ -113,6 +123,16 @@ def test_the_site_serves_its_own_mathjax(html):
     assert (html / "mathjax" / "tex-chtml.js").exists()
     assert (html / "mathjax" / "output" / "chtml" / "fonts" / "woff-v2").is_dir()
     assert "cdn.jsdelivr" not in page and "unpkg.com" not in page
+
+
+def test_icons_come_from_a_stylesheet_not_the_themes_script(html):
+    """Font Awesome's 1.49 MB script is on no page; its class stylesheet is on every page."""
+    for path in browser.html_pages(html):
+        page = path.read_text(encoding="utf-8")
+        assert "fontawesome.js" not in page, path
+        assert "fontawesome/fontawesome.min.css" in page, path
+    assert (html / "fontawesome" / "fontawesome.min.css").exists()
+    assert not list((html / "_static" / "scripts").glob("fontawesome.js*"))
 
 
 @needs_browser

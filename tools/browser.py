@@ -116,6 +116,7 @@ class Visit:
             out.append(f"page is {f['page_width']} px wide at a {self.width} px viewport; "
                        f"widest: {f.get('widest')}")
         out += [f"punctuation on a new line after a formula: {t!r}" for t in f.get("punctuation_parted", [])]
+        out += [f"icon not drawn: {c}" for c in f.get("blank_icons", [])]
         if f.get("search_fields", 0) > 1:
             out.append(f"{f['search_fields']} search fields in sight")
         if self.width >= DESKTOP:
@@ -210,6 +211,12 @@ async () => {
     .map((p) => p.textContent.split("\n").reduce((a, b) => (b.length > a.length ? b : a), "").slice(0, 80));
   hidden.forEach((e) => e.classList.add("toggle-hidden"));
   const solutionCode = document.querySelectorAll("div.solution pre").length;
+  // Icons drawn: each visible Font Awesome <i> has a glyph from a Font Awesome font.
+  const blankIcons = Array.from(document.querySelectorAll("i[class*='fa-'], span[class*='fa-']"))
+    .filter((i) => i.offsetParent !== null)
+    .filter((i) => { const s = getComputedStyle(i, "::before");
+                     return ["none", "normal", '""'].includes(s.content) || !/Font Awesome/.test(s.fontFamily); })
+    .map((i) => i.className);
   // One search field in sight: a second one is a header bar that costs a phone-sized strip.
   const searchFields = Array.from(document.querySelectorAll(".search-button-field"))
     .filter((e) => e.offsetParent !== null && e.getBoundingClientRect().height > 0).length;
@@ -219,6 +226,7 @@ async () => {
     equations: document.querySelectorAll("mjx-container").length,
     page_width: document.documentElement.scrollWidth, widest: widest,
     code_blocks_scrolling: codeScrolls, solution_code_blocks: solutionCode, search_fields: searchFields,
+    blank_icons: blankIcons,
     punctuation_parted: parted,
   };
 }
@@ -316,7 +324,7 @@ def visit(browser, url: str, width: int, toggle: bool = True) -> Visit:
 def html_pages(html: Path) -> list[Path]:
     """Every page of the built book a reader can reach, redirects and the index aside."""
     pages = [p for p in sorted(html.rglob("*.html")) if not {"_static", "_sources", "mathjax"} & set(p.parts)]
-    return [p for p in pages if "http-equiv=\"refresh\"" not in p.read_text(encoding="utf-8")[:2000]]
+    return [p for p in pages if "http-equiv=\"refresh\"" not in p.read_text(encoding="utf-8")[:2000].lower()]
 
 
 # Searches whose results come from the maths-heavy chapters: their snippets must read as text.

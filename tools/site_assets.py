@@ -7,6 +7,11 @@ Registered in ``_config.yml`` (``sphinx.local_extensions``). It does three thing
   and copies to ``<html>/mathjax/`` when the build ends, so equations render offline. It is
   not put in a ``_static`` folder, where Jupyter Book would add every ``.js`` file to every
   page. Without npm the book still builds and says that its maths needs the network.
+* **Icons from a stylesheet, not a 1.5 MB script.** pydata-sphinx-theme draws its Font Awesome
+  icons with Font Awesome's JavaScript, which every page loads (1.49 MB, a third of a chapter's
+  weight) and runs over the whole page. The theme already declares Font Awesome's web fonts, so
+  Font Awesome's own class stylesheet (the same version, 6.5.2, from npm, copied to
+  ``<html>/fontawesome/``) draws the same icons with them, and the script is left off every page.
 * **The reader's stylesheet and script** (``tools/web/static``): the sidebar toggles that the
   theme leaves unbound, code and outputs that fit the column, figures that scale.
 * **No Thebe.** Jupyter Book always loads sphinx-thebe, which writes its inline settings
@@ -18,6 +23,7 @@ It changes no page content.
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -31,6 +37,10 @@ logger = logging.getLogger(__name__)
 WEB = Path(__file__).resolve().parent / "web"
 STATIC = WEB / "static"
 MATHJAX = WEB / "node_modules" / "mathjax" / "es5"
+FONTAWESOME_CSS = WEB / "node_modules" / "@fortawesome" / "fontawesome-free" / "css" / "fontawesome.min.css"
+FA_SITE_DIR = "fontawesome"
+# The theme's script tag for Font Awesome's JavaScript (webpack-macros.html), left off every page.
+FA_SCRIPT = re.compile(r'\s*<script defer src="[^"]*_static/scripts/fontawesome\.js[^"]*"></script>')
 # Where MathJax lands in the built site, and the page-relative path Sphinx writes for it
 # (``mathjax_path`` is relative to ``_static/``; the site root is one level up).
 SITE_DIR = "mathjax"
@@ -42,14 +52,16 @@ CSS = ("course.css",)
 JS = ("course.js",)
 
 
-def install_mathjax(web: Path = WEB) -> bool:
-    """Install the locked MathJax with ``npm ci`` if it is missing; False when npm is absent."""
-    if (web / "node_modules" / "mathjax" / "es5" / ENTRY).exists():
+def install_web_assets(web: Path = WEB) -> bool:
+    """Install the locked MathJax and Font Awesome with ``npm ci`` if either is missing; False
+    when npm is absent."""
+    modules = web / "node_modules"
+    if (modules / "mathjax" / "es5" / ENTRY).exists() and (web / FONTAWESOME_CSS.relative_to(WEB)).exists():
         return True
     npm = shutil.which("npm")
     if npm is None:
         return False
-    logger.info("site_assets: installing MathJax with npm ci (tools/web)")
+    logger.info("site_assets: installing MathJax and Font Awesome's stylesheet with npm ci (tools/web)")
     proc = subprocess.run([npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=web,
                           capture_output=True, text=True)
     if proc.returncode != 0:
@@ -58,14 +70,20 @@ def install_mathjax(web: Path = WEB) -> bool:
 
 
 def _config_inited(app: Sphinx, config) -> None:
-    if install_mathjax():
+    if install_web_assets():
         config.mathjax_path = f"../{SITE_DIR}/{ENTRY}"
-        app.site_assets_mathjax = True
+        app.site_assets_local = True
     else:
-        app.site_assets_mathjax = False
-        logger.info("site_assets: npm not found, so the book loads MathJax from its CDN and its "
-                    "equations need the network; install Node.js (npm) for a self-contained book")
+        app.site_assets_local = False
+        logger.info("site_assets: npm not found, so the book loads MathJax from its CDN (its "
+                    "equations need the network) and keeps the theme's 1.5 MB icon script; install "
+                    "Node.js (npm) for a self-contained, lighter book")
     config.html_static_path = [*config.html_static_path, str(STATIC)]
+
+
+def without_fontawesome_script(html: str) -> str:
+    """A rendered page without the theme's Font Awesome script tag."""
+    return FA_SCRIPT.sub("", html)
 
 
 def _builder_inited(app: Sphinx) -> None:
@@ -73,6 +91,12 @@ def _builder_inited(app: Sphinx) -> None:
         app.add_css_file(name)
     for name in JS:
         app.add_js_file(name, defer="defer")
+    if app.site_assets_local and app.builder.format == "html":
+        # Paths are relative to _static/; the stylesheet sits at the site root, beside mathjax/.
+        app.add_css_file(f"../{FA_SITE_DIR}/{FONTAWESOME_CSS.name}")
+        render = app.builder.templates.render
+        app.builder.templates.render = lambda template, context: without_fontawesome_script(
+            render(template, context))
 
 
 def copy_mathjax(outdir: Path, source: Path = MATHJAX) -> Path:
@@ -93,9 +117,21 @@ def copy_mathjax(outdir: Path, source: Path = MATHJAX) -> Path:
     return target
 
 
+def copy_fontawesome_css(outdir: Path, source: Path = FONTAWESOME_CSS) -> Path:
+    """Copy Font Awesome's class stylesheet to ``outdir/fontawesome`` and drop the theme's copy
+    of the script no page loads any more (1.49 MB, and 1.67 MB of source map)."""
+    target = outdir / FA_SITE_DIR / source.name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(source, target)
+    for unused in (outdir / "_static" / "scripts").glob("fontawesome.js*"):
+        unused.unlink()
+    return target
+
+
 def _build_finished(app: Sphinx, exception) -> None:
-    if exception is None and app.builder.format == "html" and app.site_assets_mathjax:
+    if exception is None and app.builder.format == "html" and app.site_assets_local:
         copy_mathjax(Path(app.outdir))
+        copy_fontawesome_css(Path(app.outdir))
 
 
 def is_thebe_asset(asset) -> bool:
