@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+import lstm_lab
 from tools import sandbox
 
 _why = sandbox.missing_cached()
@@ -208,3 +209,52 @@ def test_huge_output_is_cut_at_its_limit_and_the_grader_stays_small():
 def test_a_cpu_bound_loop_is_stopped_by_the_cpu_limit():
     outcome = run_python("while True: pass", limits=sandbox.Limits(cpu_seconds=1, wall_seconds=30))
     assert not outcome.ok and not outcome.timed_out and outcome.seconds < 10
+
+
+# ----------------------------------------------------------------------------- the reference, hidden
+def test_a_hidden_reference_cannot_be_called_imported_or_read_inside(tmp_path):
+    """The copy of lstm_lab that grading mounts: the asked function only raises, under any
+    name it can be reached by, its source is not in any file, and the rest of the package works."""
+    from tools import assignments
+
+    package = Path(lstm_lab.__file__).parent
+    copy = assignments.hidden_copy(package, tmp_path, ["lstm_lab.scratch.rnn:rnn_forward"])
+    # A piece of the reference's body that reads the same in its source and after ast.unparse.
+    body_line = "np.tanh(x[:, step] @ p"
+    assert body_line in (package / "scratch" / "rnn.py").read_text()
+    unhidden = assignments.hidden_copy(package, tmp_path / "plain", [])
+    assert body_line in (unhidden / "scratch" / "rnn.py").read_text(), "the check would see it"
+    code = (
+        "import importlib, pathlib, numpy as np\n"
+        "import lstm_lab, lstm_lab.scratch as s\n"
+        "from lstm_lab.scratch.rnn import rnn_forward as renamed\n"
+        "calls = [lambda: s.rnn_forward, lambda: renamed,\n"
+        "         lambda: getattr(importlib.import_module('lstm_lab.scratch.rnn'), 'rnn_forward')]\n"
+        "for get in calls:\n"
+        "    try:\n"
+        "        get()(np.zeros((1, 2, 3)), {}); print('ran')\n"
+        "    except NotImplementedError as err:\n"
+        "        print('hidden')\n"
+        "root = pathlib.Path(lstm_lab.__file__).parent\n"
+        f"print(any({body_line!r} in p.read_text() for p in root.rglob('*.py')))\n"
+        "print(sorted({p.suffix for p in root.rglob('*') if p.is_file()}))\n"
+        "print(s.init_rnn_params(3, 4, rng=np.random.default_rng(0))['W_hh'].shape)\n")
+    outcome = run_python(code, readonly={copy: package})
+    assert outcome.ok, outcome.stderr.decode()[-2000:]
+    lines = outcome.stdout.decode().splitlines()
+    assert lines[:3] == ["hidden"] * 3
+    assert lines[3] == "False", "the reference's code is in no file the submission can read"
+    assert ".pyc" not in lines[4]
+    assert lines[5] == "(4, 4)", "the rest of lstm_lab works"
+
+
+def test_hidden_copy_names_what_it_cannot_find(tmp_path):
+    from tools import assignments
+
+    package = Path(lstm_lab.__file__).parent
+    with pytest.raises(ValueError, match="defines no top-level"):
+        assignments.hidden_copy(package, tmp_path, ["lstm_lab.scratch.rnn:no_such_function"])
+    with pytest.raises(ValueError, match="names no module file"):
+        assignments.hidden_copy(package, tmp_path, ["lstm_lab.nowhere:f"])
+    with pytest.raises(ValueError, match="is not 'package.module:function'"):
+        assignments.hidden_copy(package, tmp_path, ["numpy.linalg:norm"])

@@ -102,6 +102,51 @@ def generate(names: list[str] | None = None, out: Path = BUILD, *, run_tests: bo
     return done
 
 
+# ----------------------------------------------------------------------------- what a submission may import
+HIDDEN_MESSAGE = ("{name} is not available while your work is graded: the question asks you "
+                  "to write it yourself")
+
+
+def hidden_copy(package: Path, out: Path, hidden: list[str]) -> Path:
+    """Copy the package folder ``package`` to ``out/<its name>``, with each function named
+    ``"package.module:function"`` in ``hidden`` reduced to its signature and docstring and a
+    body that raises ``NotImplementedError``. No bytecode is copied, so the hidden bodies are
+    nowhere in the copy. This copy is what grading mounts in the sandbox in place of the package,
+    so the reference for a question a student answers cannot be called, imported under another
+    name or read, while everything else in the package works."""
+    import ast
+
+    package = Path(package)
+    wanted: dict[Path, set[str]] = {}
+    for spec in hidden:
+        module, _, function = spec.partition(":")
+        parts = module.split(".")
+        if parts[0] != package.name or not function:
+            raise ValueError(f"hidden: {spec!r} is not 'package.module:function' inside {package.name!r}")
+        path = package.joinpath(*parts[1:]).with_suffix(".py")
+        if not path.is_file():
+            raise ValueError(f"hidden: {spec!r} names no module file ({path} does not exist)")
+        wanted.setdefault(path, set()).add(function)
+    target = Path(out) / package.name
+    if target.exists():
+        shutil.rmtree(target)
+    shutil.copytree(package, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo"))
+    for path, functions in wanted.items():
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        found = set()
+        for node in tree.body:
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name in functions:
+                found.add(node.name)
+                doc = [node.body[0]] if ast.get_docstring(node) is not None else []
+                message = HIDDEN_MESSAGE.format(name=node.name)
+                node.body = doc + [ast.parse(f"raise NotImplementedError({message!r})").body[0]]
+        missing = sorted(functions - found)
+        if missing:
+            raise ValueError(f"hidden: {path.relative_to(package.parent)} defines no top-level {missing}")
+        (target / path.relative_to(package)).write_text(ast.unparse(tree) + "\n", encoding="utf-8")
+    return target
+
+
 # ----------------------------------------------------------------------------- grading
 @dataclass
 class Grade:
