@@ -12,8 +12,10 @@ from __future__ import annotations
 import csv
 import os
 import re
+from pathlib import Path
 
 import nbformat
+import numpy as np
 import pytest
 
 from tools import assignments as A
@@ -249,3 +251,54 @@ def test_grading_says_plainly_that_it_needs_posix():
     A.require_posix("posix")
     with pytest.raises(SystemExit, match="needs Linux or macOS"):
         A.require_posix("nt")
+
+
+# ----------------------------------------------------------------------------- public tests that catch
+def _public_score(tests_folder: Path, question: str, env: dict) -> tuple[float, float]:
+    """(points, possible) of a question's public tests, run on the functions in ``env``."""
+    from otter.test_files import create_test_file
+
+    test_file = create_test_file(str(tests_folder / f"{question}.py"), None)
+    test_file.run(env)
+    return test_file.grade * test_file.possible, test_file.possible
+
+
+def _rnn_forward(x, h0, W_xh, W_hh, b_h, *, transpose=False):
+    hs = np.empty((x.shape[0], x.shape[1], h0.shape[1]))
+    h = h0
+    for step in range(x.shape[1]):
+        h = np.tanh(x[:, step] @ (W_xh.T if transpose == "W_xh" else W_xh)
+                    + h @ (W_hh.T if transpose == "W_hh" else W_hh) + b_h)
+        hs[:, step] = h
+    return hs
+
+
+def _rnn_backward(dhs, x, h0, hs, W_hh, *, through_time=True):
+    grads = {"W_xh": np.zeros((x.shape[2], hs.shape[2])), "W_hh": np.zeros_like(W_hh),
+             "b_h": np.zeros(hs.shape[2])}
+    dh_next = np.zeros_like(h0)
+    for step in reversed(range(hs.shape[1])):
+        h_prev = hs[:, step - 1] if step > 0 else h0
+        da = (dhs[:, step] + (dh_next if through_time else 0.0)) * (1.0 - hs[:, step] ** 2)
+        grads["W_xh"] += x[:, step].T @ da
+        grads["W_hh"] += h_prev.T @ da
+        grads["b_h"] += da.sum(axis=0)
+        dh_next = da @ W_hh.T
+    return {**grads, "h0": dh_next}
+
+
+@pytest.mark.parametrize("mistake", ["W_hh", "W_xh"])
+def test_a1_public_tests_catch_a_transposed_weight(generated, mistake):
+    tests = generated["a1_rnn_bptt"].student_tests
+    right = _public_score(tests, "q1", {"rnn_forward": _rnn_forward, "np": np})
+    assert right[0] == right[1] > 0, "the right forward pass passes every public test"
+    wrong = _public_score(tests, "q1", {"rnn_forward": lambda *a: _rnn_forward(*a, transpose=mistake), "np": np})
+    assert wrong[0] < wrong[1], f"a forward pass with {mistake} transposed must fail a public test"
+
+
+def test_a1_public_tests_catch_a_backward_pass_without_the_through_time_term(generated):
+    tests = generated["a1_rnn_bptt"].student_tests
+    right = _public_score(tests, "q2", {"rnn_backward": _rnn_backward, "np": np})
+    assert right[0] == right[1] > 0, "the right backward pass passes every public test"
+    wrong = _public_score(tests, "q2", {"rnn_backward": lambda *a: _rnn_backward(*a, through_time=False), "np": np})
+    assert wrong[0] < wrong[1], "BPTT that drops dL/dh_t from the future must fail a public test"
