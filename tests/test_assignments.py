@@ -220,7 +220,10 @@ def test_bad_submissions_each_get_a_score_and_a_reason(generated, tmp_path):
     rows = list(csv.DictReader(out.open(encoding="utf-8")))
     assert [r["submission"] for r in rows] == sorted(grades)
     assert all(float(r["total"]) == grades[r["submission"]].total for r in rows)
-    assert {"status", "reason", "possible"} <= set(rows[0])
+    assert {"student", "status", "reason", "possible", "grader"} <= set(rows[0])
+    assert [r["student"] for r in rows] == ["loops", "fine", "no_checks", "not_a_notebook", "raises", "syntax"]
+    assert all(r["grader"].startswith("lstm_lab ") and g.autograder.name in r["grader"] for r in rows)
+    assert [k for k in rows[0] if k.startswith("q")] == A.autograded_questions(A.MASTERS / f"{g.name}.ipynb")
 
 
 @needs_posix
@@ -302,3 +305,25 @@ def test_a1_public_tests_catch_a_backward_pass_without_the_through_time_term(gen
     assert right[0] == right[1] > 0, "the right backward pass passes every public test"
     wrong = _public_score(tests, "q2", {"rnn_backward": lambda *a: _rnn_backward(*a, through_time=False), "np": np})
     assert wrong[0] < wrong[1], "BPTT that drops dL/dh_t from the future must fail a public test"
+
+
+# ----------------------------------------------------------------------------- the scores file
+def test_autograded_questions_leave_out_the_written_ones():
+    assert A.autograded_questions(A.MASTERS / "a1_rnn_bptt.ipynb") == ["q1", "q2", "q3"]
+
+
+def test_the_student_is_named_by_the_file_or_by_its_folder():
+    assert A.student_id("alice_smith.ipynb", "a1_rnn_bptt") == "alice_smith"
+    assert A.student_id("alice/a1_rnn_bptt.ipynb", "a1_rnn_bptt") == "alice"
+    assert A.student_id("group2/bob/a1_rnn_bptt.ipynb", "a1_rnn_bptt") == "group2/bob"
+    assert A.student_id("bob/my_version.ipynb", "a1_rnn_bptt") == "my_version"
+
+
+def test_each_row_is_on_disk_as_soon_as_it_is_graded(tmp_path):
+    """A class run that is killed keeps the rows graded before: each row is flushed at once."""
+    sheet = A.ScoreSheet(tmp_path / "scores.csv", ["q1", "q2"], "grader 1")
+    sheet.add(A.Grade("alice.ipynb", "ok", 3.0, 5.0, {"q1": 3.0}, "", 4.2), "alice")
+    rows = list(csv.DictReader((tmp_path / "scores.csv").open(encoding="utf-8")))  # before close()
+    assert rows == [{"student": "alice", "submission": "alice.ipynb", "status": "ok", "q1": "3.0", "q2": "0.0",
+                     "total": "3.0", "possible": "5.0", "seconds": "4.2", "reason": "", "grader": "grader 1"}]
+    sheet.close()

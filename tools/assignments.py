@@ -35,7 +35,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 ROOT = Path(__file__).resolve().parents[1]
 MASTERS = ROOT / "assignments"
@@ -256,28 +256,85 @@ def grade_folder(name: str, submissions: Path, out_csv: Path | None = None, *, g
     paths = sorted(p for p in Path(submissions).rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
     if not paths:
         raise SystemExit(f"no .ipynb files under {submissions}")
-    grades = []
-    for path in paths:
-        grade = grade_notebook(generated, path, cell_timeout=cell_timeout, notebook_timeout=notebook_timeout)
-        grade.submission = path.relative_to(submissions).as_posix()
-        print(f"{grade.submission}: {grade.total:g}/{grade.possible:g} {grade.status} ({grade.seconds:.1f} s)"
-              + (f" - {grade.reason}" if grade.reason else ""))
-        grades.append(grade)
+    sheet = None
     if out_csv is not None:
-        write_csv(grades, out_csv)
+        sheet = ScoreSheet(out_csv, autograded_questions(MASTERS / f"{name}.ipynb"), grader_version(generated))
+    grades = []
+    try:
+        for path in paths:
+            grade = grade_notebook(generated, path, cell_timeout=cell_timeout, notebook_timeout=notebook_timeout)
+            grade.submission = path.relative_to(submissions).as_posix()
+            print(f"{grade.submission}: {grade.total:g}/{grade.possible:g} {grade.status} ({grade.seconds:.1f} s)"
+                  + (f" - {grade.reason}" if grade.reason else ""))
+            grades.append(grade)
+            if sheet is not None:
+                sheet.add(grade, student_id(grade.submission, name))
+    finally:
+        if sheet is not None:
+            sheet.close()
     return grades
 
 
-def write_csv(grades: list[Grade], path: Path) -> None:
-    """One row per submission: its name, status, each question's score, total, possible, reason."""
-    questions = sorted({q for g in grades for q in g.questions}, key=_natural)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(["submission", "status", *questions, "total", "possible", "seconds", "reason"])
-        for g in grades:
-            writer.writerow([g.submission, g.status, *(g.questions.get(q, 0.0) for q in questions),
-                             g.total, g.possible, f"{g.seconds:.1f}", g.reason])
+def autograded_questions(master: Path) -> list[str]:
+    """The names of a master's autograded questions (its manual ones left out), in order."""
+    names = []
+    for cell in json.loads(Path(master).read_text(encoding="utf-8"))["cells"]:
+        source = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+        if cell["cell_type"] == "raw" and source.startswith("# BEGIN QUESTION"):
+            fields = dict(line.split(":", 1) for line in source.splitlines()[1:] if ":" in line)
+            if fields.get("manual", "false").strip().lower() != "true":
+                names.append(fields["name"].strip())
+    return names
+
+
+def student_id(submission: str, assignment: str) -> str:
+    """Who handed in ``submission`` (its path under the submissions folder): the file's name
+    without ``.ipynb``, or its folder's when the file carries only the assignment's name
+    (``alice/a1_rnn_bptt.ipynb`` is alice's)."""
+    path = PurePosixPath(submission)
+    return path.parent.as_posix() if path.stem == assignment and len(path.parts) > 1 else path.stem
+
+
+def grader_version(generated: Generated) -> str:
+    """What graded: the course package and its commit, otter-grader, and the autograder used."""
+    import lstm_lab
+
+    try:
+        import otter
+        otter_version = otter.__version__
+    except ImportError:
+        otter_version = "missing"
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                            text=True).stdout.strip() or "no git"
+    return f"lstm_lab {lstm_lab.__version__} ({commit}); otter-grader {otter_version}; {generated.autograder.name}"
+
+
+class ScoreSheet:
+    """The CSV of a class run, written row by row: each row reaches the disk as soon as its
+    submission is graded, so a run that is stopped keeps every row graded before the stop.
+
+    Columns: student, submission, status, one per autograded question, total, possible,
+    seconds, reason, grader."""
+
+    def __init__(self, path: Path, questions: list[str], grader: str):
+        self.path, self.questions, self.grader = Path(path), list(questions), grader
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = open(self.path, "w", newline="", encoding="utf-8")  # noqa: SIM115 (closed in close())
+        self._writer = csv.writer(self._file)
+        self._write(["student", "submission", "status", *self.questions, "total", "possible", "seconds",
+                     "reason", "grader"])
+
+    def _write(self, row: list) -> None:
+        self._writer.writerow(row)
+        self._file.flush()
+        os.fsync(self._file.fileno())
+
+    def add(self, grade: Grade, student: str) -> None:
+        self._write([student, grade.submission, grade.status, *(grade.questions.get(q, 0.0) for q in self.questions),
+                     grade.total, grade.possible, f"{grade.seconds:.1f}", grade.reason, self.grader])
+
+    def close(self) -> None:
+        self._file.close()
 
 
 def _natural(text: str):
