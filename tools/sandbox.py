@@ -125,18 +125,21 @@ def _bwrap_command(argv: list[str], readonly: dict[Path, Path], limits: Limits) 
             cmd += ["--symlink", os.readlink(top), str(top)]
         elif top.is_dir():
             cmd += ["--ro-bind", str(top), str(top)]
+    # /tmp first: a private tmpfs, under which the paths below may still be mounted (a checkout
+    # in /tmp keeps its virtual environment there).
+    cmd += ["--perms", "1777", "--size", str(limits.tmp_bytes), "--tmpfs", "/tmp"]
     mounts = {p: p for p in python_paths()}
     mounts.update(readonly)
     made = set()
     for host, inside in sorted(mounts.items(), key=lambda item: len(item[1].parts)):
         # Parent folders readable by nobody, whatever their mode on the host (/root is 0700).
         for parent in _parents(inside):
-            if parent not in made and not str(parent).startswith(("/usr", "/etc", "/proc", "/dev", "/tmp")):
+            if parent not in made and parent != Path("/tmp") and not str(parent).startswith(
+                    ("/usr", "/etc", "/proc", "/dev")):
                 cmd += ["--perms", "0755", "--dir", str(parent)]
                 made.add(parent)
         cmd += ["--ro-bind", str(host), str(inside)]
-    cmd += ["--dev", "/dev", "--proc", "/proc",
-            "--perms", "1777", "--size", str(limits.tmp_bytes), "--tmpfs", "/tmp", "--chdir", "/tmp",
+    cmd += ["--dev", "/dev", "--proc", "/proc", "--chdir", "/tmp",
             "--clearenv", "--setenv", "HOME", "/tmp", "--setenv", "TMPDIR", "/tmp",
             "--setenv", "PATH", f"{Path(sys.executable).parent}:/usr/bin:/bin",
             "--setenv", "LANG", "C.UTF-8", "--setenv", "PYTHONDONTWRITEBYTECODE", "1",
