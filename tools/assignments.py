@@ -24,6 +24,7 @@ for the whole notebook (the process is killed and the submission scores 0 with s
 from __future__ import annotations
 
 import argparse
+import ast
 import csv
 import json
 import os
@@ -114,8 +115,6 @@ def hidden_copy(package: Path, out: Path, hidden: list[str]) -> Path:
     nowhere in the copy. This copy is what grading mounts in the sandbox in place of the package,
     so the reference for a question a student answers cannot be called, imported under another
     name or read, while everything else in the package works."""
-    import ast
-
     package = Path(package)
     wanted: dict[Path, set[str]] = {}
     for spec in hidden:

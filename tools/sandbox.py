@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import os
 import resource
 import shutil
@@ -234,14 +235,10 @@ def run(argv: list[str], *, readonly: dict[Path, Path] | None = None, limits: Li
                    time.perf_counter() - start, timed_out, cut)
 
 
-_MISSING: list[str | None] = []
-
-
+@functools.cache
 def missing_cached() -> str | None:
     """``missing()``, asked once per process."""
-    if not _MISSING:
-        _MISSING.append(missing())
-    return _MISSING[0]
+    return missing()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -55,8 +55,8 @@ JS = ("course.js",)
 def install_web_assets(web: Path = WEB) -> bool:
     """Install the locked MathJax and Font Awesome with ``npm ci`` if either is missing; False
     when npm is absent."""
-    modules = web / "node_modules"
-    if (modules / "mathjax" / "es5" / ENTRY).exists() and (web / FONTAWESOME_CSS.relative_to(WEB)).exists():
+    parts = (MATHJAX / ENTRY, FONTAWESOME_CSS)
+    if all((web / part.relative_to(WEB)).exists() for part in parts):
         return True
     npm = shutil.which("npm")
     if npm is None:
