@@ -26,17 +26,19 @@ from __future__ import annotations
 import argparse
 import ast
 import csv
+import functools
 import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+
+from tools import sandbox, wire
 
 ROOT = Path(__file__).resolve().parents[1]
 MASTERS = ROOT / "assignments"
@@ -109,12 +111,13 @@ HIDDEN_MESSAGE = ("{name} is not available while your work is graded: the questi
 
 
 def hidden_copy(package: Path, out: Path, hidden: list[str]) -> Path:
-    """Copy the package folder ``package`` to ``out/<its name>``, with each function named
-    ``"package.module:function"`` in ``hidden`` reduced to its signature and docstring and a
-    body that raises ``NotImplementedError``. No bytecode is copied, so the hidden bodies are
-    nowhere in the copy. This copy is what grading mounts in the sandbox in place of the package,
-    so the reference for a question a student answers cannot be called, imported under another
-    name or read, while everything else in the package works."""
+    """Copy the package folder ``package`` to ``out/<its name>``, with each function named in
+    ``hidden`` reduced to its signature and docstring and a body that raises
+    ``NotImplementedError``. A name is ``"package.module:function"``, ``"package.module:Class.method"``
+    or ``"package.module:*"`` (every top-level function of the module). No bytecode is
+    copied, so the hidden bodies are nowhere in the copy. This copy is what grading mounts in the
+    sandbox in place of the package, so the reference for a question a student answers cannot be
+    called, imported under another name or read, while everything else in the package works."""
     package = Path(package)
     wanted: dict[Path, set[str]] = {}
     for spec in hidden:
@@ -130,27 +133,60 @@ def hidden_copy(package: Path, out: Path, hidden: list[str]) -> Path:
     if target.exists():
         shutil.rmtree(target)
     shutil.copytree(package, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo"))
-    for path, functions in wanted.items():
+    functions = (ast.FunctionDef, ast.AsyncFunctionDef)
+    for path, names in wanted.items():
         tree = ast.parse(path.read_text(encoding="utf-8"))
         found = set()
         for node in tree.body:
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name in functions:
-                found.add(node.name)
-                doc = [node.body[0]] if ast.get_docstring(node) is not None else []
-                message = HIDDEN_MESSAGE.format(name=node.name)
-                node.body = doc + [ast.parse(f"raise NotImplementedError({message!r})").body[0]]
-        missing = sorted(functions - found)
-        if missing:
-            raise ValueError(f"hidden: {path.relative_to(package.parent)} defines no top-level {missing}")
+            members = [(node.name, node)] if isinstance(node, functions) else [
+                (f"{node.name}.{m.name}", m) for m in node.body if isinstance(m, functions)
+            ] if isinstance(node, ast.ClassDef) else []
+            for name, fn in members:
+                if name in names or "*" in names and fn is node:
+                    found.add(name)
+                    doc = [fn.body[0]] if ast.get_docstring(fn) is not None else []
+                    message = HIDDEN_MESSAGE.format(name=name)
+                    fn.body = doc + [ast.parse(f"raise NotImplementedError({message!r})").body[0]]
+        missing = sorted(names - found - {"*"})
+        if missing or not found:
+            raise ValueError(f"hidden: {path.relative_to(package.parent)} defines no top-level {missing or '*'}")
         (target / path.relative_to(package)).write_text(ast.unparse(tree) + "\n", encoding="utf-8")
     return target
 
 
 # ----------------------------------------------------------------------------- grading
+# What each assignment hides from the submissions: the course's own reference for every function a
+# question asks for, reduced by hidden_copy to a NotImplementedError in the copy of lstm_lab that
+# the sandbox mounts. Functions the provided cells need stay (a3 trains lstm_lab's GRU and LSTM).
+HIDDEN = {
+    "a1_rnn_bptt": ["lstm_lab.scratch.rnn:rnn_forward", "lstm_lab.scratch.rnn:rnn_backward"],
+    "a2_lstm_cell": ["lstm_lab.scratch.lstm:lstm_forward", "lstm_lab.scratch.lstm:lstm_backward",
+                     "lstm_lab.nn.torch_layout:*", "lstm_lab.nn.fused_lstm:fused_lstm",
+                     "lstm_lab.nn.base:StackedRecurrent.from_torch", "lstm_lab.nn.base:StackedRecurrent.to_torch",
+                     "lstm_lab.nn.base:StackedRecurrent.scratch_params"],
+    "a3_gru_variants": ["lstm_lab.scratch.gru:gru_forward", "lstm_lab.scratch.gru:gru_backward",
+                        "lstm_lab.scratch.lstm:lstm_forward", "lstm_lab.scratch.lstm:lstm_backward"],
+    "a4_scan_ssm": ["lstm_lab.scan:*", "lstm_lab.ssm:discretize_zoh", "lstm_lab.ssm:selective_step",
+                    "lstm_lab.ssm:selective_scan", "lstm_lab.ssm:lti_recurrence"],
+}
+LIMITS = sandbox.Limits(wall_seconds=NOTEBOOK_TIMEOUT, cpu_seconds=2 * NOTEBOOK_TIMEOUT, memory_bytes=4 << 30,
+                        output_bytes=64 << 20)
+CALL_TIMEOUT = 120
+NOTEBOOK_BYTES = 64 << 20  # a larger submission is not read
+# Cells that otter's own notebook machinery writes; grading runs its own checks instead.
+OTTER_CELL = re.compile(r"\s*(import otter\s+grader\s*=\s*otter\.Notebook\([^()]*\)|grader\.check\([^()]*\)"
+                        r"|grader\.check_all\(\)|grader\.export\([^()]*\))\s*")
+BUILTIN_ERRORS = {e.__name__: e for e in (
+    ArithmeticError, AssertionError, AttributeError, FloatingPointError, IndexError, KeyError, LookupError,
+    NameError, NotImplementedError, OverflowError, RecursionError, RuntimeError, TypeError, ValueError,
+    ZeroDivisionError)}
+
+
 @dataclass
 class Grade:
     """The result for one submission; ``status`` is "ok", "errors" (some cells raised or timed out),
-    "timeout" (the whole notebook ran too long) or "failed" (the grader could not run it)."""
+    "timeout" (the whole notebook ran too long) or "failed" (the grader could not run it).
+    ``messages`` holds, per question, why tests failed; ``note`` what the grader noticed."""
 
     submission: str
     status: str
@@ -159,78 +195,287 @@ class Grade:
     questions: dict[str, float] = field(default_factory=dict)
     reason: str = ""
     seconds: float = 0.0
+    messages: dict[str, str] = field(default_factory=dict)
+    note: str = ""
 
 
-def _grade_one(autograder: str, submission: str, out: str, cell_timeout: int) -> None:
-    """Child process: grade one notebook with otter's Python API and write a JSON summary."""
-    import nbconvert.preprocessors as preprocessors
-    from traitlets import Bool, Dict, Integer
+class SubmissionError(Exception):
+    """An error the submission's code raised, of a type the grader does not rebuild."""
 
-    class TimedExecutePreprocessor(preprocessors.ExecutePreprocessor):
-        """Interrupt a cell after ``cell_timeout`` seconds, record it as an error, and go on."""
 
-        timeout = Integer(cell_timeout, allow_none=True).tag(config=True)
-        interrupt_on_timeout = Bool(True).tag(config=True)
-        error_on_timeout = Dict(
-            {"ename": "CellTimeout", "evalue": f"the cell ran longer than {cell_timeout} s and was stopped",
-             "traceback": []},
-            allow_none=True,
-        ).tag(config=True)
+def _plain(text: str, limit: int = 300) -> str:
+    """Text from a submission as one printable line of at most ``limit`` characters."""
+    text = "".join(c if c.isprintable() else " " for c in str(text))
+    return " ".join(text.split())[:limit]
 
-    # otter 7 grades outside Docker through nbconvert's ExecutePreprocessor, imported when it
-    # grades, with no option for a time limit: give it one that has a limit.
-    preprocessors.ExecutePreprocessor = TimedExecutePreprocessor
-    from otter.api import grade_submission
 
-    results = grade_submission(submission, autograder, quiet=True)
-    errors = []
-    for cell in results.notebook.cells if results.notebook is not None else []:
-        for output in cell.get("outputs", []):
-            if output.get("output_type") != "error":
-                continue
-            if output.get("ename") in ("KeyboardInterrupt", "CellTimeout"):  # our time limit
-                errors.append(f"a cell ran too long and was stopped after {cell_timeout} s")
-            else:
-                errors.append(f"{output.get('ename')}: {output.get('evalue')}".strip()[:160])
-    summary = {
-        "total": results.total,
-        "possible": results.possible,
-        "questions": {q: r.score for q, r in results.results.items()},
-        "errors": errors,
-        "catastrophic": repr(results.catastrophic_error) if results.catastrophic_error else "",
-    }
-    Path(out).write_text(json.dumps(summary), encoding="utf-8")
+def sanitized_cells(path: Path) -> tuple[list[tuple[int, str]], str]:
+    """The code a submission asks to run, and a note: each code cell's source as text (outputs,
+    attachments and every metadata field dropped; a cell tagged ``otter_ignore`` and otter's own
+    check cells skipped). Raises ``ValueError`` for a file that is no notebook."""
+    path = Path(path)
+    if path.stat().st_size > NOTEBOOK_BYTES:
+        raise ValueError(f"the notebook is larger than {NOTEBOOK_BYTES >> 20} MB")
+    try:
+        nb = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as err:
+        raise ValueError(f"not a notebook: {_plain(err, 120)}") from None
+    if not isinstance(nb, dict) or not isinstance(nb.get("cells"), list):
+        raise ValueError("not a notebook: no list of cells")
+    cells = []
+    for index, cell in enumerate(nb["cells"]):
+        if not isinstance(cell, dict) or cell.get("cell_type") != "code":
+            continue
+        source = cell.get("source", "")
+        if isinstance(source, list) and all(isinstance(line, str) for line in source):
+            source = "".join(source)
+        if not isinstance(source, str):
+            raise ValueError(f"cell {index} has a source that is not text")
+        metadata = cell.get("metadata")
+        tags = metadata.get("tags") if isinstance(metadata, dict) else None
+        if isinstance(tags, list) and "otter_ignore" in tags or OTTER_CELL.fullmatch(source):
+            continue
+        cells.append((index, source))
+    meta = nb.get("metadata")
+    note = "" if isinstance(meta, dict) and isinstance(meta.get("otter"), dict) else (
+        "no otter metadata: graded from its code cells")
+    return cells, note
+
+
+class _Sandboxed:
+    """A submission running in its sandbox, as the grader talks to it. Every answer is decoded as
+    data (``tools.wire``); a call that the submission's code fails raises, in the grader, the
+    builtin exception of the same name, or ``SubmissionError``."""
+
+    def __init__(self, session: sandbox.Session, call_timeout: float = CALL_TIMEOUT):
+        self.session, self.call_timeout, self.calls = session, call_timeout, 0
+
+    def request(self, payload: dict, timeout: float) -> dict:
+        import dill
+
+        self.session.send(dill.dumps(payload, recurse=True))
+        reply = wire.decode(self.session.receive(timeout + 10), max_bytes=LIMITS.output_bytes)
+        if not isinstance(reply, dict):
+            raise wire.WireError("an answer that is not a dict")
+        error = reply.get("error")
+        if error is not None:
+            if not (isinstance(error, (list, tuple)) and len(error) == 2):
+                raise wire.WireError("an error that is not (type, message)")
+            name, message = _plain(error[0], 60), _plain(error[1])
+            if name in BUILTIN_ERRORS:
+                raise BUILTIN_ERRORS[name](message)
+            raise SubmissionError(f"{name}: {message}")
+        return reply
+
+    def call(self, name: str, args: tuple, kwargs: dict, *, count: bool = False):
+        """Call the submission's ``name``; returns (value, number of torch operations or None)."""
+        import torch
+
+        self.calls += 1
+        originals = wire.leaves([list(args), kwargs])
+        needs_grad = [t for t in originals if isinstance(t, torch.Tensor) and t.requires_grad]
+        sent = wire.replace_tensors([list(args), kwargs], {id(t): t.detach() for t in needs_grad})
+        grad = [i for i, t in enumerate(originals) if isinstance(t, torch.Tensor) and t.requires_grad]
+        reply = self.request({"op": "call", "name": name, "args": sent[0], "kwargs": sent[1], "grad": grad,
+                              "count": count, "call": self.calls, "timeout": self.call_timeout},
+                             self.call_timeout)
+        after = wire.leaves(reply.get("args"))
+        if len(after) == len(originals):  # what the call did to its arguments, done here too
+            for old, new in zip(originals, after):
+                _copy_into(old, new)
+        value = reply.get("value")
+        if needs_grad:
+            outputs = [t for t in wire.leaves(value) if isinstance(t, torch.Tensor) and t.requires_grad]
+            call = self.calls
+            linked = _remote_grad().apply(lambda grads: self.backward(call, grads, needs_grad), outputs, *needs_grad)
+            value = wire.replace_tensors(value, dict(zip(map(id, outputs), linked)))
+        count_ops = reply.get("count")
+        return value, count_ops if isinstance(count_ops, int) else None
+
+    def backward(self, call: int, grads: list, inputs: list) -> list:
+        reply = self.request({"op": "backward", "call": call, "grads": [g.detach() for g in grads],
+                              "timeout": self.call_timeout}, self.call_timeout)
+        values = reply.get("value")
+        if not isinstance(values, list) or len(values) != len(inputs):
+            raise wire.WireError("gradients that do not match the inputs")
+        out = []
+        for g, t in zip(values, inputs):
+            ok = g is None or (hasattr(g, "shape") and tuple(g.shape) == tuple(t.shape))
+            if not ok:
+                raise wire.WireError("a gradient of the wrong shape")
+            out.append(None if g is None else g.to(t.dtype))
+        return out
+
+
+def _copy_into(old, new) -> None:
+    """Make the grader's argument ``old`` hold what the submission's copy of it holds after a call."""
+    import numpy as np
+    import torch
+
+    if isinstance(old, np.ndarray) and isinstance(new, np.ndarray):
+        if old.shape == new.shape and old.flags.writeable and not np.array_equal(old, new, equal_nan=True):
+            old[...] = new
+    elif isinstance(old, torch.Tensor) and isinstance(new, torch.Tensor) and old.shape == new.shape:
+        new = new.to(old.dtype)
+        if not torch.equal(old.detach(), new):
+            with torch.no_grad():
+                old.copy_(new)
+
+
+@functools.cache
+def _remote_grad():
+    import torch
+
+    class RemoteGrad(torch.autograd.Function):
+        """Outputs computed in the sandbox, linked to the grader's inputs that require grad: their
+        backward asks the sandbox for the gradients (``_Sandboxed.backward``)."""
+
+        @staticmethod
+        def forward(ctx, backward, outputs, *inputs):
+            ctx.remote_backward = backward
+            return tuple(o.detach().clone() for o in outputs)
+
+        @staticmethod
+        def backward(ctx, *grad_outputs):
+            return (None, None, *ctx.remote_backward(list(grad_outputs)))
+
+    return RemoteGrad
+
+
+class Environment(dict):
+    """What otter's test functions receive, by parameter name: NumPy as ``np``, PyTorch as ``torch``,
+    ``count_torch_ops``, and for any other name a stand-in that calls the submission's function
+    of that name in its sandbox."""
+
+    def __init__(self, submission: _Sandboxed):
+        import numpy as np
+        import torch
+
+        super().__init__(np=np, torch=torch, count_torch_ops=self.count_torch_ops)
+        self.submission = submission
+
+    def get(self, name, default=None):
+        if name in self:
+            return self[name]
+        return _Remote(name, self.submission)
+
+    def count_torch_ops(self, fn, *args, **kwargs):
+        """``fn(*args, **kwargs)`` and the number of PyTorch operations it ran (counted in the sandbox)."""
+        if not isinstance(fn, _Remote):
+            raise TypeError("count_torch_ops counts a submission's function")
+        return fn.submission.call(fn.name, args, kwargs, count=True)
+
+
+class _Remote:
+    """The submission's function ``name``, called in its sandbox."""
+
+    def __init__(self, name: str, submission: _Sandboxed):
+        self.name, self.submission = name, submission
+        self.__name__ = name
+
+    def __call__(self, *args, **kwargs):
+        return self.submission.call(self.name, args, kwargs)[0]
+
+    def __repr__(self) -> str:
+        return f"<the submission's {self.name}>"
+
+
+@dataclass
+class Grader:
+    """Everything one assignment's grading needs, made once per class run: the test files (read
+    from the autograder; they stay outside every sandbox), and the copy of lstm_lab with the
+    references hidden that each sandbox mounts."""
+
+    generated: Generated
+    folder: Path
+
+    @classmethod
+    def prepare(cls, generated: Generated, folder: Path) -> Grader:
+        import zipfile
+
+        import lstm_lab
+
+        folder = Path(folder)
+        with zipfile.ZipFile(generated.autograder) as archive:
+            for member in archive.namelist():
+                if member.startswith("tests/") and member.endswith(".py"):
+                    target = folder / "tests" / PurePosixPath(member).name
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    target.write_bytes(archive.read(member))
+        hidden_copy(Path(lstm_lab.__file__).parent, folder / "package", HIDDEN.get(generated.name, []))
+        return cls(generated, folder)
+
+    def mounts(self) -> dict[Path, Path]:
+        import lstm_lab
+
+        here = Path(__file__).parent
+        return {self.folder / "package" / "lstm_lab": Path(lstm_lab.__file__).parent,
+                here / "worker.py": Path("/grader/worker.py"), here / "wire.py": Path("/grader/wire.py")}
+
+    def test_files(self) -> list[Path]:
+        return sorted((self.folder / "tests").glob("*.py"), key=lambda p: _natural(p.stem))
+
+
+def _test_name(test_case) -> str:
+    """A test case's function name (otter calls it "q1 - 3")."""
+    return getattr(getattr(test_case.body, "test_func", None), "__name__", test_case.name)
 
 
 def grade_notebook(generated: Generated, submission: Path, *, cell_timeout: int = CELL_TIMEOUT,
-                   notebook_timeout: int = NOTEBOOK_TIMEOUT) -> Grade:
-    """Grade one submitted notebook in a child process; never raises for a bad submission."""
+                   notebook_timeout: int = NOTEBOOK_TIMEOUT, grader: Grader | None = None) -> Grade:
+    """Grade one submitted notebook: its code runs in a sandbox, the tests run here on what its
+    functions return. Never raises for a bad submission."""
+    if grader is None:
+        with tempfile.TemporaryDirectory(prefix="grader_") as tmp:
+            return grade_notebook(generated, submission, cell_timeout=cell_timeout,
+                                  notebook_timeout=notebook_timeout, grader=Grader.prepare(generated, Path(tmp)))
+    from otter.test_files import create_test_file
+
     start = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="grade_") as tmp:
-        # otter's first cell opens "<name>.ipynb", so the copy must carry the assignment's name
-        copy = Path(tmp) / f"{generated.name}.ipynb"
-        shutil.copyfile(submission, copy)
-        out = Path(tmp) / "result.json"
-        cmd = [sys.executable, "-m", "tools.assignments", "_grade-one", str(generated.autograder), str(copy),
-               str(out), "--cell-timeout", str(cell_timeout)]
-        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                start_new_session=True)
+    name = Path(submission).name
+    try:
+        cells, note = sanitized_cells(submission)
+    except (OSError, ValueError) as err:
+        return Grade(name, "failed", reason=f"the grader could not read it: {_plain(err)}")
+    limits = sandbox.Limits(**{**LIMITS.__dict__, "wall_seconds": notebook_timeout})
+    reasons, questions, messages, total, possible = [], {}, {}, 0.0, 0.0
+    session = sandbox.Session([sys.executable, "-I", "/grader/worker.py"], readonly=grader.mounts(),
+                              limits=limits)
+    submission_ = _Sandboxed(session)
+    try:
         try:
-            log, _ = proc.communicate(timeout=notebook_timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)  # the kernel too: it is in the same session
-            proc.communicate()
-            return Grade(submission.name, "timeout", reason=f"the notebook ran longer than {notebook_timeout} s",
-                         seconds=time.perf_counter() - start)
-        seconds = time.perf_counter() - start
-        if proc.returncode != 0 or not out.exists():
-            last = (log or "").strip().splitlines()[-1:] or ["no output"]
-            return Grade(submission.name, "failed", reason=f"the grader could not run it: {last[0][:200]}",
-                         seconds=seconds)
-        summary = json.loads(out.read_text(encoding="utf-8"))
-    reasons = summary["errors"] + ([summary["catastrophic"]] if summary["catastrophic"] else [])
-    return Grade(submission.name, "errors" if reasons else "ok", summary["total"], summary["possible"],
-                 summary["questions"], "; ".join(reasons), seconds)
+            report = submission_.request({"op": "cells", "cells": cells, "timeout": cell_timeout},
+                                         notebook_timeout).get("cells")
+            for entry in report if isinstance(report, list) else []:
+                if isinstance(entry, (list, tuple)) and len(entry) == 3:
+                    index, kind, text = entry
+                    reasons.append(f"cell {_plain(index, 8)}: {_plain(kind, 60)}: {_plain(text, 160)}"
+                                   if kind != "CellTimeout" else
+                                   f"cell {_plain(index, 8)} ran longer than {cell_timeout} s and was stopped")
+        except (sandbox.Stopped, wire.WireError) as err:
+            reasons.append(f"its cells did not finish: {_plain(err)}")
+        env = Environment(submission_)
+        for path in grader.test_files():
+            test_file = create_test_file(str(path), None)
+            test_file.run(env)
+            questions[path.stem] = test_file.score
+            total += test_file.score
+            possible += test_file.possible
+            failed = [f"{_test_name(r.test_case)}: {r.message.strip().splitlines()[-1]}"
+                      for r in test_file.test_case_results if not r.passed]
+            if failed:
+                messages[path.stem] = _plain("; ".join(failed), 600)
+    finally:
+        outcome = session.close()
+    if session.stopped and not outcome.timed_out:
+        reasons.append(f"its sandbox was stopped: {session.stopped}")
+    status = "timeout" if outcome.timed_out else ("errors" if reasons else "ok")
+    if outcome.timed_out:
+        reasons.insert(0, f"the notebook ran longer than {notebook_timeout} s")
+    if outcome.truncated:
+        note = "; ".join(filter(None, [note, f"its {' and '.join(outcome.truncated)} was cut at the limit"]))
+    return Grade(name, status, total, possible, questions, "; ".join(reasons), time.perf_counter() - start,
+                 messages, note)
 
 
 def require_posix(os_name: str = os.name) -> None:
@@ -313,7 +558,9 @@ class ScoreSheet:
     submission is graded, so a run that is stopped keeps every row graded before the stop.
 
     Columns: student, submission, status, one per autograded question, total, possible,
-    seconds, reason, grader."""
+    seconds, reason (why cells or the notebook failed), note (what the grader noticed, such as
+    a notebook without otter's metadata), one message column per question (the tests it failed
+    and why), grader."""
 
     def __init__(self, path: Path, questions: list[str], grader: str):
         self.path, self.questions, self.grader = Path(path), list(questions), grader
@@ -321,7 +568,7 @@ class ScoreSheet:
         self._file = open(self.path, "w", newline="", encoding="utf-8")  # noqa: SIM115 (closed in close())
         self._writer = csv.writer(self._file)
         self._write(["student", "submission", "status", *self.questions, "total", "possible", "seconds",
-                     "reason", "grader"])
+                     "reason", "note", *(f"{q} message" for q in self.questions), "grader"])
 
     def _write(self, row: list) -> None:
         self._writer.writerow(row)
@@ -330,7 +577,8 @@ class ScoreSheet:
 
     def add(self, grade: Grade, student: str) -> None:
         self._write([student, grade.submission, grade.status, *(grade.questions.get(q, 0.0) for q in self.questions),
-                     grade.total, grade.possible, f"{grade.seconds:.1f}", grade.reason, self.grader])
+                     grade.total, grade.possible, f"{grade.seconds:.1f}", grade.reason, grade.note,
+                     *(grade.messages.get(q, "") for q in self.questions), self.grader])
 
     def close(self) -> None:
         self._file.close()
@@ -355,21 +603,14 @@ def main(argv: list[str] | None = None) -> None:
     grd.add_argument("--generated", type=Path, default=BUILD, help="where `generate` wrote the autograders")
     grd.add_argument("--cell-timeout", type=int, default=CELL_TIMEOUT)
     grd.add_argument("--timeout", type=int, default=NOTEBOOK_TIMEOUT, help="seconds per notebook")
-    one = sub.add_parser("_grade-one")  # internal: the child process of `grade`
-    one.add_argument("autograder")
-    one.add_argument("submission")
-    one.add_argument("out")
-    one.add_argument("--cell-timeout", type=int, default=CELL_TIMEOUT)
     args = parser.parse_args(argv)
     if args.command == "generate":
         generate(args.names or None, args.out, run_tests=not args.no_run_tests)
-    elif args.command == "grade":
+    else:
         out = args.out or args.submissions / "scores.csv"
         grade_folder(args.name, args.submissions, out, generated_in=args.generated,
                      cell_timeout=args.cell_timeout, notebook_timeout=args.timeout)
         print(f"wrote {out}")
-    else:
-        _grade_one(args.autograder, args.submission, args.out, args.cell_timeout)
 
 
 if __name__ == "__main__":

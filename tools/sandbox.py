@@ -34,6 +34,7 @@ import contextlib
 import functools
 import os
 import resource
+import select
 import shutil
 import signal
 import subprocess
@@ -192,47 +193,151 @@ def _drain(stream, limit: int, into: bytearray, cut: list[str], name: str) -> No
     stream.close()
 
 
+class Stopped(RuntimeError):
+    """A sandboxed program stopped answering: it ended, hit a limit or ran past its time."""
+
+
+class _Started:
+    """A program started in the sandbox, with its stdout and stderr drained in the background
+    (each kept up to ``output_bytes``) and the read end of its results pipe."""
+
+    def __init__(self, argv: list[str], readonly: dict | None, limits: Limits):
+        why = missing_cached()
+        if why:
+            raise RuntimeError(f"no sandbox: {why}")
+        # The process limit counts every process of the uid: as nobody, the other sandboxes too;
+        # as an ordinary user, their desktop as well, so the sandbox's share comes on top.
+        processes = limits.processes + (0 if os.geteuid() == 0 else _processes_of(os.getuid()))
+        self.results_fd, write_end = os.pipe()
+        if write_end != RESULTS_FD:  # inside, the results pipe is fd 3 whatever its number here
+            argv = ["/bin/bash", "-c", f'exec {RESULTS_FD}>&{write_end} {write_end}>&-; exec "$@"', "bash",
+                    *argv]
+        cmd = _bwrap_command(argv, {Path(k): Path(v) for k, v in (readonly or {}).items()}, limits)
+        self.limits, self.start = limits, time.perf_counter()
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     pass_fds=(write_end,), preexec_fn=lambda: _set_limits(limits, processes),
+                                     start_new_session=True)
+        os.close(write_end)
+        self.out, self.err, self.cut = bytearray(), bytearray(), []
+        self.timed_out = False
+        self.readers = [threading.Thread(target=_drain, args=(stream, limits.output_bytes, buf, self.cut, name),
+                                         daemon=True)
+                        for stream, buf, name in ((self.proc.stdout, self.out, "stdout"),
+                                                  (self.proc.stderr, self.err, "stderr"))]
+        for reader in self.readers:
+            reader.start()
+
+    def kill(self) -> None:
+        """Stop it and everything it started (bubblewrap; its PID namespace dies with it)."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+
+    def wait(self, timeout: float) -> None:
+        try:
+            self.proc.wait(timeout=max(timeout, 0))
+        except subprocess.TimeoutExpired:
+            self.timed_out = True
+            self.kill()
+            self.proc.wait()
+
+    def outcome(self, results: bytes) -> Outcome:
+        for reader in self.readers:
+            reader.join(timeout=10)
+        return Outcome(None if self.timed_out else self.proc.returncode, bytes(self.out), bytes(self.err), results,
+                       time.perf_counter() - self.start, self.timed_out, self.cut)
+
+
 def run(argv: list[str], *, readonly: dict[Path, Path] | None = None, limits: Limits = Limits(),
         stdin: bytes = b"") -> Outcome:
     """Run ``argv`` in the sandbox and return what it printed and wrote to ``RESULTS_FD``."""
-    why = missing_cached()
-    if why:
-        raise RuntimeError(f"no sandbox: {why}")
-    # The process limit counts every process of the uid: as nobody, the other sandboxes too; as
-    # an ordinary user, their desktop as well, so the sandbox's share comes on top of what runs.
-    processes = limits.processes + (0 if os.geteuid() == 0 else _processes_of(os.getuid()))
-    read_end, write_end = os.pipe()
-    if write_end != RESULTS_FD:  # inside, the results pipe is fd 3 whatever its number here
-        argv = ["/bin/bash", "-c", f'exec {RESULTS_FD}>&{write_end} {write_end}>&-; exec "$@"', "bash", *argv]
-    cmd = _bwrap_command(argv, {Path(k): Path(v) for k, v in (readonly or {}).items()}, limits)
-
-    def child_setup() -> None:
-        _set_limits(limits, processes)
-
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            pass_fds=(write_end,), preexec_fn=child_setup, start_new_session=True)
-    os.close(write_end)
-    out, err, res, cut = bytearray(), bytearray(), bytearray(), []
-    readers = [threading.Thread(target=_drain, args=(stream, limits.output_bytes, buf, cut, name), daemon=True)
-               for stream, buf, name in ((proc.stdout, out, "stdout"), (proc.stderr, err, "stderr"),
-                                         (os.fdopen(read_end, "rb"), res, "results"))]
-    for reader in readers:
-        reader.start()
+    started = _Started(argv, readonly, limits)
+    res, cut = bytearray(), started.cut
+    reader = threading.Thread(target=_drain, args=(os.fdopen(started.results_fd, "rb"), limits.output_bytes, res,
+                                                   cut, "results"), daemon=True)
+    reader.start()
     with contextlib.suppress(BrokenPipeError):
-        proc.stdin.write(stdin)
-        proc.stdin.close()
-    timed_out = False
-    try:
-        proc.wait(timeout=limits.wall_seconds)
-    except subprocess.TimeoutExpired:
-        timed_out = True
-        os.killpg(proc.pid, signal.SIGKILL)  # bubblewrap; its PID namespace dies with it
-        proc.wait()
-    for reader in readers:
-        reader.join(timeout=10)
-    return Outcome(None if timed_out else proc.returncode, bytes(out), bytes(err), bytes(res),
-                   time.perf_counter() - start, timed_out, cut)
+        started.proc.stdin.write(stdin)
+        started.proc.stdin.close()
+    started.wait(limits.wall_seconds)
+    reader.join(timeout=10)
+    return started.outcome(bytes(res))
+
+
+FRAME_HEADER = 8  # bytes of a frame's length, big-endian, before its payload
+
+
+class Session:
+    """A sandboxed program to talk with, one message at a time: the caller's messages go to its
+    standard input and its answers come back on ``RESULTS_FD``, each message a frame (its length
+    in ``FRAME_HEADER`` bytes, then the payload). An answer longer than ``limits.output_bytes``,
+    an answer late past its timeout, and the end of ``limits.wall_seconds`` stop the program
+    (``Stopped``); ``close`` stops it in any case and returns what it printed."""
+
+    def __init__(self, argv: list[str], *, readonly: dict[Path, Path] | None = None, limits: Limits = Limits()):
+        self._started = _Started(argv, readonly, limits)
+        self._buffer = bytearray()
+        self.stopped = ""  # why it stopped, once it has
+
+    def _stop(self, why: str) -> Stopped:
+        self.stopped = self.stopped or why
+        self._started.kill()
+        return Stopped(self.stopped)
+
+    def _time_left(self) -> float:
+        return self._started.limits.wall_seconds - (time.perf_counter() - self._started.start)
+
+    def send(self, payload: bytes) -> None:
+        if self.stopped:
+            raise Stopped(self.stopped)
+        try:
+            self._started.proc.stdin.write(len(payload).to_bytes(FRAME_HEADER, "big") + payload)
+            self._started.proc.stdin.flush()
+        except (BrokenPipeError, OSError):
+            raise self._stop("the program ended") from None
+
+    def receive(self, timeout: float) -> bytes:
+        """The next answer, waiting at most ``timeout`` seconds (and never past the wall limit)."""
+        if self.stopped:
+            raise Stopped(self.stopped)
+        limit = self._started.limits.output_bytes
+        deadline = time.perf_counter() + min(timeout, self._time_left())
+        while True:
+            if len(self._buffer) >= FRAME_HEADER:
+                size = int.from_bytes(self._buffer[:FRAME_HEADER], "big")
+                if size > limit:
+                    raise self._stop(f"an answer of {size} bytes, over the limit of {limit}")
+                if len(self._buffer) >= FRAME_HEADER + size:
+                    payload = bytes(self._buffer[FRAME_HEADER:FRAME_HEADER + size])
+                    del self._buffer[:FRAME_HEADER + size]
+                    return payload
+            wait = deadline - time.perf_counter()
+            if wait <= 0:
+                if self._time_left() <= 0:
+                    self._started.timed_out = True
+                    raise self._stop(f"it ran longer than {self._started.limits.wall_seconds:g} s")
+                raise self._stop(f"no answer within {timeout:g} s")
+            ready, _, _ = select.select([self._started.results_fd], [], [], wait)
+            if ready:
+                chunk = os.read(self._started.results_fd, 1 << 20)
+                if not chunk:
+                    raise self._stop("the program ended")
+                self._buffer += chunk
+
+    def close(self) -> Outcome:
+        """Stop the program (if it still runs) and return what it printed."""
+        with contextlib.suppress(BrokenPipeError, OSError):
+            self._started.proc.stdin.close()
+        self._started.kill()
+        self._started.wait(10)
+        with contextlib.suppress(OSError):
+            os.close(self._started.results_fd)
+        return self._started.outcome(b"")
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 @functools.cache
