@@ -169,8 +169,7 @@ HIDDEN = {
     "a4_scan_ssm": ["lstm_lab.scan:*", "lstm_lab.ssm:discretize_zoh", "lstm_lab.ssm:selective_step",
                     "lstm_lab.ssm:selective_scan", "lstm_lab.ssm:lti_recurrence"],
 }
-LIMITS = sandbox.Limits(wall_seconds=NOTEBOOK_TIMEOUT, cpu_seconds=2 * NOTEBOOK_TIMEOUT, memory_bytes=4 << 30,
-                        output_bytes=64 << 20)
+LIMITS = sandbox.Limits(wall_seconds=NOTEBOOK_TIMEOUT, cpu_seconds=2 * NOTEBOOK_TIMEOUT, memory_bytes=4 << 30)
 CALL_TIMEOUT = 120
 NOTEBOOK_BYTES = 64 << 20  # a larger submission is not read
 # Cells that otter's own notebook machinery writes; grading runs its own checks instead.
@@ -254,7 +253,7 @@ class _Sandboxed:
         import dill
 
         self.session.send(dill.dumps(payload, recurse=True))
-        reply = wire.decode(self.session.receive(timeout + 10), max_bytes=LIMITS.output_bytes)
+        reply = wire.decode(self.session.receive(timeout + 10), max_bytes=LIMITS.message_bytes)
         if not isinstance(reply, dict):
             raise wire.WireError("an answer that is not a dict")
         error = reply.get("error")
@@ -436,7 +435,7 @@ def grade_notebook(generated: Generated, submission: Path, *, cell_timeout: int 
     try:
         cells, note = sanitized_cells(submission)
     except (OSError, ValueError) as err:
-        return Grade(name, "failed", reason=f"the grader could not read it: {_plain(err)}")
+        return Grade(name, "failed", reason=f"the grader could not run it: {_plain(err)}")
     limits = sandbox.Limits(**{**LIMITS.__dict__, "wall_seconds": notebook_timeout})
     reasons, questions, messages, total, possible = [], {}, {}, 0.0, 0.0
     session = sandbox.Session([sys.executable, "-I", "/grader/worker.py"], readonly=grader.mounts(),
@@ -451,7 +450,7 @@ def grade_notebook(generated: Generated, submission: Path, *, cell_timeout: int 
                     index, kind, text = entry
                     reasons.append(f"cell {_plain(index, 8)}: {_plain(kind, 60)}: {_plain(text, 160)}"
                                    if kind != "CellTimeout" else
-                                   f"cell {_plain(index, 8)} ran longer than {cell_timeout} s and was stopped")
+                                   f"cell {_plain(index, 8)} was stopped after {cell_timeout} s")
         except (sandbox.Stopped, wire.WireError) as err:
             reasons.append(f"its cells did not finish: {_plain(err)}")
         env = Environment(submission_)
@@ -478,18 +477,19 @@ def grade_notebook(generated: Generated, submission: Path, *, cell_timeout: int 
                  messages, note)
 
 
-def require_posix(os_name: str = os.name) -> None:
-    """Grading stops a submission's whole process group at its time limit: POSIX only."""
-    if os_name != "posix":
-        raise SystemExit("grading needs Linux or macOS: it stops each submission's process group "
-                         "at its time limit, which Windows does not have (the student side of the "
-                         "assignments works on Windows)")
+def require_linux(platform: str = sys.platform) -> None:
+    """Grading runs each submission in a bubblewrap sandbox: Linux only."""
+    if not platform.startswith("linux"):
+        raise SystemExit("grading needs Linux: each submission runs in a bubblewrap sandbox, which is "
+                         "made of Linux namespaces (elsewhere, grade with otter's Docker image, as "
+                         "book/instructors.md explains; the student side of the assignments works "
+                         "on every system)")
 
 
 def grade_folder(name: str, submissions: Path, out_csv: Path | None = None, *, generated_in: Path = BUILD,
                  cell_timeout: int = CELL_TIMEOUT, notebook_timeout: int = NOTEBOOK_TIMEOUT) -> list[Grade]:
     """Grade every ``*.ipynb`` under ``submissions`` (recursively) and write the scores as CSV."""
-    require_posix()
+    require_linux()
     masters = [p.stem for p in master_paths()]
     if name not in masters:
         raise SystemExit(f"unknown assignment {name!r}; the masters are {masters}")
@@ -497,6 +497,9 @@ def grade_folder(name: str, submissions: Path, out_csv: Path | None = None, *, g
         generated = Generated.find(name, generated_in)
     except FileNotFoundError as err:
         raise SystemExit(str(err)) from None
+    why = sandbox.missing_cached()
+    if why:
+        raise SystemExit(f"grading runs each submission in a sandbox, and there is none here: {why}")
     paths = sorted(p for p in Path(submissions).rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
     if not paths:
         raise SystemExit(f"no .ipynb files under {submissions}")
@@ -505,14 +508,17 @@ def grade_folder(name: str, submissions: Path, out_csv: Path | None = None, *, g
         sheet = ScoreSheet(out_csv, autograded_questions(MASTERS / f"{name}.ipynb"), grader_version(generated))
     grades = []
     try:
-        for path in paths:
-            grade = grade_notebook(generated, path, cell_timeout=cell_timeout, notebook_timeout=notebook_timeout)
-            grade.submission = path.relative_to(submissions).as_posix()
-            print(f"{grade.submission}: {grade.total:g}/{grade.possible:g} {grade.status} ({grade.seconds:.1f} s)"
-                  + (f" - {grade.reason}" if grade.reason else ""))
-            grades.append(grade)
-            if sheet is not None:
-                sheet.add(grade, student_id(grade.submission, name))
+        with tempfile.TemporaryDirectory(prefix="grader_") as tmp:
+            grader = Grader.prepare(generated, Path(tmp))
+            for path in paths:
+                grade = grade_notebook(generated, path, cell_timeout=cell_timeout, notebook_timeout=notebook_timeout,
+                                       grader=grader)
+                grade.submission = path.relative_to(submissions).as_posix()
+                print(f"{grade.submission}: {grade.total:g}/{grade.possible:g} {grade.status} "
+                      f"({grade.seconds:.1f} s)" + (f" - {grade.reason}" if grade.reason else ""))
+                grades.append(grade)
+                if sheet is not None:
+                    sheet.add(grade, student_id(grade.submission, name))
     finally:
         if sheet is not None:
             sheet.close()

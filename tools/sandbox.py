@@ -61,6 +61,7 @@ class Limits:
     processes: int = 64
     open_files: int = 256
     output_bytes: int = 1 << 20  # kept of stdout, of stderr, and of the results
+    message_bytes: int = 64 << 20  # the longest answer of a Session
 
 
 @dataclass
@@ -299,7 +300,7 @@ class Session:
         """The next answer, waiting at most ``timeout`` seconds (and never past the wall limit)."""
         if self.stopped:
             raise Stopped(self.stopped)
-        limit = self._started.limits.output_bytes
+        limit = self._started.limits.message_bytes
         deadline = time.perf_counter() + min(timeout, self._time_left())
         while True:
             if len(self._buffer) >= FRAME_HEADER:
