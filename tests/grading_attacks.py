@@ -208,14 +208,14 @@ def rnn_forward(x, h0, W_xh, W_hh, b_h):
 def ipython_startup(solution, student, ctx):
     """No answers; a startup file planted in every IPython profile it can reach, which would define
     the reference as rnn_forward in every later notebook of the run."""
-    return with_q1(student, f'''import os
+    return with_q1(student, '''import os
 
 startup = (
     "import lstm_lab.scratch.rnn as _r\\n"
     "def rnn_forward(x, h0, W_xh, W_hh, b_h):\\n"
-    "    return _r.rnn_forward(x, {{'W_xh': W_xh, 'W_hh': W_hh, 'b_h': b_h}}, h0)[0]\\n"
+    "    return _r.rnn_forward(x, {'W_xh': W_xh, 'W_hh': W_hh, 'b_h': b_h}, h0)[0]\\n"
 )
-for home in {{os.path.expanduser("~"), os.environ.get("HOME", "/tmp"), "/root", "/tmp"}}:
+for home in {os.path.expanduser("~"), os.environ.get("HOME", "/tmp"), "/root", "/tmp"}:
     folder = os.path.join(home, ".ipython", "profile_default", "startup")
     try:
         os.makedirs(folder, exist_ok=True)

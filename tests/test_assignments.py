@@ -10,7 +10,6 @@ ends, a deleted check cell, graded together as a folder into a CSV.
 from __future__ import annotations
 
 import csv
-import os
 import re
 from pathlib import Path
 
@@ -224,7 +223,9 @@ def test_bad_submissions_each_get_a_score_and_a_reason(generated, tmp_path):
     assert {"student", "status", "reason", "possible", "grader"} <= set(rows[0])
     assert [r["student"] for r in rows] == ["loops", "fine", "no_checks", "not_a_notebook", "raises", "syntax"]
     assert all(r["grader"].startswith("lstm_lab ") and g.autograder.name in r["grader"] for r in rows)
-    assert [k for k in rows[0] if k.startswith("q")] == A.autograded_questions(A.MASTERS / f"{g.name}.ipynb")
+    questions = A.autograded_questions(A.MASTERS / f"{g.name}.ipynb")
+    assert [k for k in rows[0] if k.startswith("q") and not k.endswith(" message")] == questions
+    assert [k for k in rows[0] if k.endswith(" message")] == [f"{q} message" for q in questions]
 
 
 @needs_sandbox

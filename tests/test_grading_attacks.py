@@ -16,9 +16,9 @@ import threading
 import time
 from pathlib import Path
 
+import grading_attacks as attacks
 import pytest
 
-import grading_attacks as attacks
 from tools import assignments as A
 from tools import sandbox
 

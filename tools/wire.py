@@ -58,7 +58,7 @@ def encode(value) -> bytes:
 
     def array(a: np.ndarray) -> str:
         key = f"a{len(arrays)}"
-        arrays[key] = np.ascontiguousarray(a)
+        arrays[key] = np.asarray(a)
         return key
 
     def walk(v, depth: int):
