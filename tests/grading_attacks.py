@@ -93,14 +93,15 @@ def rnn_forward(x, h0, W_xh, W_hh, b_h):
 
 
 def patched_otter(solution, student, ctx):
-    """No answers, and otter's test files patched to report full marks."""
-    return with_q1(student, '''import otter.test_files.abstract_test as abstract_test
-import otter.test_files.exception_test as exception_test
+    """No answers, and otter's test files patched to pass every test case."""
+    return with_q1(student, '''import otter.test_files.exception_test as exception_test
+from otter.test_files.abstract_test import TestCaseResult
 
-abstract_test.TestFile.grade = property(lambda self: 1.0)
-abstract_test.TestFile.score = property(lambda self: self.possible)
-abstract_test.TestFile.passed_all = property(lambda self: True)
-exception_test.ExceptionTestFile.run = lambda self, env: None
+def run(self, env):
+    self.test_case_results = [TestCaseResult(test_case=tc, message="passed", passed=True)
+                              for tc in self.test_cases]
+
+exception_test.ExceptionTestFile.run = run
 
 def rnn_forward(x, h0, W_xh, W_hh, b_h):
     return None
@@ -206,14 +207,16 @@ def rnn_forward(x, h0, W_xh, W_hh, b_h):
 
 
 def ipython_startup(solution, student, ctx):
-    """No answers; a startup file planted in every IPython profile it can reach, which would define
-    the reference as rnn_forward in every later notebook of the run."""
+    """No answers; a startup file planted in every IPython profile it can reach, which would give
+    every later notebook of the run the reference as its rnn_forward, after each of its cells."""
     return with_q1(student, '''import os
 
 startup = (
     "import lstm_lab.scratch.rnn as _r\\n"
-    "def rnn_forward(x, h0, W_xh, W_hh, b_h):\\n"
+    "def _answer(x, h0, W_xh, W_hh, b_h):\\n"
     "    return _r.rnn_forward(x, {'W_xh': W_xh, 'W_hh': W_hh, 'b_h': b_h}, h0)[0]\\n"
+    "_ip = get_ipython()\\n"
+    "_ip.events.register('post_run_cell', lambda *a: _ip.user_ns.update(rnn_forward=_answer))\\n"
 )
 for home in {os.path.expanduser("~"), os.environ.get("HOME", "/tmp"), "/root", "/tmp"}:
     folder = os.path.join(home, ".ipython", "profile_default", "startup")
@@ -253,13 +256,15 @@ def huge_output(solution, student, ctx):
 
 
 def honest_comment(solution, student, ctx):
-    """The full solution, with comments that mention lstm_lab and its functions."""
+    """The full solution, with a comment inside each function that mentions lstm_lab."""
     nb = copy.deepcopy(solution)
     for name in ("rnn_forward", "rnn_backward", "numerical_gradient"):
         cell = cell_defining(nb, name)
         source = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
-        cell["source"] = ("# Written from scratch with NumPy: no lstm_lab, not lstm_lab.scratch."
-                          f"{name}.\n" + source)
+        head, _, body = source.partition(f"def {name}(")
+        signature, _, rest = body.partition(":\n")
+        cell["source"] = (f"{head}def {name}({signature}:\n    # Written from scratch with NumPy: no lstm_lab, "
+                          f"not lstm_lab.scratch.{name}.\n{rest}")
     return nb
 
 

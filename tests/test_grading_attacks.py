@@ -64,10 +64,15 @@ class Listener:
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
+def generated(tmp_path_factory) -> dict[str, A.Generated]:
+    return {g.name: g for g in A.generate(None, tmp_path_factory.mktemp("generated"), run_tests=False)}
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory, generated):
     """One class run over every attack; returns the grades by file stem and what was watched."""
     base = tmp_path_factory.mktemp("attacks")
-    (generated,) = A.generate([NAME], base / "generated", run_tests=False)
+    generated = generated[NAME]
     solution, student = attacks.read(generated.solution), attacks.read(generated.student)
     subs = base / "submissions"
     spy = base / "spy"
@@ -215,3 +220,38 @@ def test_the_autograder_for_gradescope_installs_torch_and_lstm_lab(run):
     with zipfile.ZipFile(run["generated"].autograder) as archive:
         environment = archive.read("environment.yml").decode()
     assert "torch" in environment and "lstm-lab @ git+" in environment, environment
+
+
+@pytest.mark.parametrize("assignment", sorted(A.HIDDEN))
+def test_every_hidden_reference_is_a_stub_inside_the_sandbox(assignment, generated, tmp_path):
+    """Each function HIDDEN names, looked up inside the sandbox the way grading mounts lstm_lab,
+    is a signature and docstring over a NotImplementedError, and the package still imports."""
+    grader = A.Grader.prepare(generated[assignment], tmp_path / "grader")
+    specs = [s for s in A.HIDDEN[assignment] if not s.endswith(":*")]
+    modules = [s.partition(":")[0] for s in A.HIDDEN[assignment] if s.endswith(":*")]
+    code = f"""
+import ast, importlib, inspect, json, textwrap
+report = {{}}
+for spec in {specs!r}:
+    module, _, name = spec.partition(":")
+    obj = importlib.import_module(module)
+    for part in name.split("."):
+        obj = getattr(obj, part)
+    report[spec] = [type(n).__name__ for n in ast.parse(textwrap.dedent(inspect.getsource(obj))).body[0].body]
+for module in {modules!r}:
+    m = importlib.import_module(module)
+    for name, fn in vars(m).items():
+        if inspect.isfunction(fn) and fn.__module__ == module:
+            report[module + ":" + name] = [type(n).__name__ for n in
+                                           ast.parse(textwrap.dedent(inspect.getsource(fn))).body[0].body]
+import lstm_lab, lstm_lab.nn, lstm_lab.scratch, lstm_lab.ssm, lstm_lab.scan
+print(json.dumps(report))
+"""
+    outcome = sandbox.run([A.sys.executable, "-c", code], readonly=grader.mounts())
+    assert outcome.ok, outcome.stderr.decode()[-2000:]
+    import json
+
+    report = json.loads(outcome.stdout)
+    assert set(specs) <= set(report) and len(report) >= len(A.HIDDEN[assignment])
+    for spec, body in report.items():
+        assert body in (["Raise"], ["Expr", "Raise"]), f"{spec} still has a body inside the sandbox: {body}"

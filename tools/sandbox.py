@@ -5,8 +5,10 @@
 
 What the code inside gets, and nothing more:
 
-* **No privileges.** It runs as ``nobody`` (uid 65534) with no capabilities. As root, bubblewrap
-  sets up the mounts and ``setpriv`` drops to ``nobody`` before the code starts; as another user,
+* **No privileges.** It runs as a user id of its own (``fresh_uid``: no account, no files, a new
+  one for each run, so no two runs share a process count or anything else) with no capabilities.
+  As root, bubblewrap sets up the mounts and ``setpriv`` drops to that uid before the code
+  starts; as another user,
   bubblewrap makes a user namespace and the code keeps that user's uid outside, with nothing
   mounted that the user could read besides the paths below.
 * **A file system of a few read-only paths:** the system (``/usr``, ``/etc``), the Python
@@ -34,6 +36,7 @@ import contextlib
 import functools
 import os
 import resource
+import secrets
 import select
 import shutil
 import signal
@@ -44,7 +47,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-NOBODY = 65534
+UID_BASE = 1 << 24  # sandboxed runs get uids from here up: far above any account's
 RESULTS_FD = 3
 INSTALL_HINT = "install bubblewrap (`sudo apt-get install bubblewrap` on Debian or Ubuntu)"
 
@@ -93,8 +96,8 @@ def missing() -> str | None:
     if bwrap() is None:
         return "bubblewrap is not installed: " + INSTALL_HINT
     if os.geteuid() == 0 and shutil.which("setpriv") is None:
-        return "setpriv (util-linux) is missing: it drops root to nobody inside the sandbox"
-    probe = subprocess.run(_bwrap_command(["/bin/true"], {}, Limits()), capture_output=True, timeout=60)
+        return "setpriv (util-linux) is missing: it drops root to an unprivileged uid inside the sandbox"
+    probe = subprocess.run(_bwrap_command(["/bin/true"], {}, Limits(), fresh_uid()), capture_output=True, timeout=60)
     if probe.returncode != 0:
         return ("bubblewrap cannot make a sandbox here (user namespaces may be disabled): "
                 + probe.stderr.decode(errors="replace").strip()[-300:])
@@ -113,8 +116,14 @@ def _parents(path: Path) -> list[Path]:
     return [p for p in reversed(path.parents) if p != Path("/")]
 
 
-def _bwrap_command(argv: list[str], readonly: dict[Path, Path], limits: Limits) -> list[str]:
-    """The bubblewrap command line that runs ``argv`` with ``readonly`` (host path -> path inside)."""
+def fresh_uid() -> int:
+    """An unused user id for one sandboxed run (as root; other users keep their own)."""
+    return UID_BASE + secrets.randbelow(1 << 24)
+
+
+def _bwrap_command(argv: list[str], readonly: dict[Path, Path], limits: Limits, uid: int) -> list[str]:
+    """The bubblewrap command line that runs ``argv`` as ``uid`` (when root) with ``readonly``
+    (host path -> path inside)."""
     cmd = [bwrap() or "bwrap", "--die-with-parent", "--new-session",
            "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try"]
     root = os.geteuid() == 0
@@ -135,7 +144,7 @@ def _bwrap_command(argv: list[str], readonly: dict[Path, Path], limits: Limits) 
     mounts.update(readonly)
     made = set()
     for host, inside in sorted(mounts.items(), key=lambda item: len(item[1].parts)):
-        # Parent folders readable by nobody, whatever their mode on the host (/root is 0700).
+        # Parent folders readable by anyone, whatever their mode on the host (/root is 0700).
         for parent in _parents(inside):
             if parent not in made and parent != Path("/tmp") and not str(parent).startswith(
                     ("/usr", "/etc", "/proc", "/dev")):
@@ -149,9 +158,9 @@ def _bwrap_command(argv: list[str], readonly: dict[Path, Path], limits: Limits) 
             "--setenv", "MPLBACKEND", "Agg", "--setenv", "OMP_NUM_THREADS", "1",
             "--setenv", "MPLCONFIGDIR", "/tmp/.matplotlib"]
     if root:
-        # Mounts are made as root; the code itself runs as nobody with no capabilities left.
+        # Mounts are made as root; the code itself runs as ``uid`` with no capabilities left.
         cmd += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", "--",
-                shutil.which("setpriv") or "setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}",
+                shutil.which("setpriv") or "setpriv", f"--reuid={uid}", f"--regid={uid}",
                 "--clear-groups", "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs"]
     else:
         cmd += ["--"]
@@ -206,14 +215,15 @@ class _Started:
         why = missing_cached()
         if why:
             raise RuntimeError(f"no sandbox: {why}")
-        # The process limit counts every process of the uid: as nobody, the other sandboxes too;
-        # as an ordinary user, their desktop as well, so the sandbox's share comes on top.
+        # The process limit counts every process of the uid: as root, the run's own uid is new; as
+        # an ordinary user, their desktop counts as well, so the sandbox's share comes on top.
         processes = limits.processes + (0 if os.geteuid() == 0 else _processes_of(os.getuid()))
+        self.uid = fresh_uid() if os.geteuid() == 0 else os.getuid()
         self.results_fd, write_end = os.pipe()
         if write_end != RESULTS_FD:  # inside, the results pipe is fd 3 whatever its number here
             argv = ["/bin/bash", "-c", f'exec {RESULTS_FD}>&{write_end} {write_end}>&-; exec "$@"', "bash",
                     *argv]
-        cmd = _bwrap_command(argv, {Path(k): Path(v) for k, v in (readonly or {}).items()}, limits)
+        cmd = _bwrap_command(argv, {Path(k): Path(v) for k, v in (readonly or {}).items()}, limits, self.uid)
         self.limits, self.start = limits, time.perf_counter()
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      pass_fds=(write_end,), preexec_fn=lambda: _set_limits(limits, processes),
