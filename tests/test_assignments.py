@@ -1,4 +1,4 @@
-"""The autograded assignments, through the real generation and grading path (otter-grader, no Docker).
+"""The autograded assignments, through the real generation and grading path (otter assign, the sandbox).
 
 For every master in assignments/: the reference solution scores full marks; the student notebook,
 unmodified, runs to the end and scores zero; a half-finished one scores partial marks; and no

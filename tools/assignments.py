@@ -11,14 +11,19 @@ Two commands, also in the Makefile (``make assignments``, ``make grade``):
         checks that the solution passes every test while it generates.
 
     python -m tools.assignments grade NAME SUBMISSIONS [--out scores.csv]
-        grades every ``*.ipynb`` under the folder SUBMISSIONS with the autograder of NAME, on
-        this machine, without Docker, and writes one CSV row per notebook: the score of each
-        question, the total, and a status with the reason when something went wrong.
+        grades every ``*.ipynb`` under the folder SUBMISSIONS with the tests of NAME's
+        autograder, on this machine (Linux, with bubblewrap), and writes one CSV row per
+        notebook as soon as it is graded: the score of each question, the total, a status, the
+        reasons and notes, and each failed test's message.
 
-Each submission is graded in its own process, under its own name-independent copy, with a
-time limit per cell (a cell that runs longer is interrupted and the rest still runs) and one
-for the whole notebook (the process is killed and the submission scores 0 with status
-"timeout"), so one bad notebook never stops the others.
+A submission is hostile until shown otherwise. Its code cells (and nothing else of the file)
+run in a sandbox of their own (``tools.sandbox``: no network, no files of the grader's, a
+private /tmp, limits, every process gone at the end) through ``tools/worker.py``, with a copy of
+lstm_lab in which the references the questions ask for are stubs (``HIDDEN``, ``hidden_copy``).
+otter's test files run here, in the grader: each call of a student's function goes into the
+sandbox, and its result comes back as data (``tools.wire``). A cell that runs too long is
+interrupted and the rest still runs; a notebook that runs too long is stopped, so one bad
+notebook never stops the others.
 """
 
 from __future__ import annotations
