@@ -101,6 +101,8 @@ def test_messages_encode_would_not_write_are_refused(entries, compress):
 def test_limits_on_size_and_depth():
     with pytest.raises(wire.WireError, match="over the limit"):
         wire.decode(wire.encode(np.zeros(1000)), max_bytes=1000)
+    with pytest.raises(wire.WireError, match="structure of"):  # millions of Python objects: no
+        wire.decode(wire.encode([0] * (3 << 20)))
     deep = None
     for _ in range(200):
         deep = {"list": [deep]}

@@ -288,8 +288,8 @@ class _Sandboxed:
             for old, new in zip(originals, after):
                 _copy_into(old, new)
         value = reply.get("value")
-        if needs_grad:
-            outputs = [t for t in wire.leaves(value) if isinstance(t, torch.Tensor) and t.requires_grad]
+        outputs = [t for t in wire.leaves(value) if isinstance(t, torch.Tensor) and t.requires_grad]
+        if needs_grad and outputs:  # a result with no graph simply has no gradient here either
             call = self.calls
             linked = _remote_grad().apply(lambda grads: self.backward(call, grads, needs_grad), outputs, *needs_grad)
             value = wire.replace_tensors(value, dict(zip(map(id, outputs), linked)))

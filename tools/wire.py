@@ -30,6 +30,7 @@ except ImportError:  # pragma: no cover - torch is part of the course's environm
 TREE = "__tree__"
 MAX_DEPTH = 64
 MAX_ENTRIES = 100_000
+MAX_TREE_BYTES = 4 << 20  # the structure; data belongs in arrays
 ARRAY_KINDS = "biufc"  # bool, int, uint, float, complex: never object, void or strings
 RNN_MODULES = ("RNN", "LSTM", "GRU")
 RNN_CONFIG = ("input_size", "hidden_size", "num_layers", "bias", "batch_first", "dropout", "bidirectional",
@@ -128,8 +129,10 @@ def _arrays(message: bytes, max_bytes: int) -> dict[str, np.ndarray]:
         raise
     except Exception as err:  # numpy's own refusals, malformed headers
         raise WireError(f"unreadable array: {type(err).__name__}: {str(err)[:200]}") from None
-    if TREE not in out or out[TREE].dtype != np.uint8:
+    if TREE not in out or out[TREE].dtype != np.uint8 or out[TREE].ndim != 1:
         raise WireError("no structure entry")
+    if out[TREE].size > MAX_TREE_BYTES:
+        raise WireError(f"a structure of {out[TREE].size} bytes, over the limit of {MAX_TREE_BYTES}")
     return out
 
 
