@@ -331,3 +331,21 @@ def test_each_row_is_on_disk_as_soon_as_it_is_graded(tmp_path):
                      "total": "3.0", "possible": "5.0", "seconds": "4.2", "reason": "", "note": "no otter metadata",
                      "q1 message": "", "q2 message": "test_b: AssertionError: no", "grader": "grader 1"}]
     sheet.close()
+
+
+@needs_sandbox
+def test_a_gradient_through_the_students_function_is_computed_in_its_sandbox(generated, tmp_path):
+    """a3's q1 asks for a differentiable gru_step: the grader's backward pass goes into the
+    sandbox and back. A step that detaches h_prev loses exactly that test's point."""
+    g = generated["a3_gru_variants"]
+
+    def detach(nb):
+        cell = next(c for c in nb.cells if c.source.startswith("def gru_step(x_t, h_prev, p):"))
+        cell.source = cell.source.replace(
+            "def gru_step(x_t, h_prev, p):",
+            "def gru_step(x_t, h_prev, p):\n    h_prev = torch.from_numpy(h_prev.detach().numpy().copy())", 1)
+
+    _variant(g, tmp_path / "detached.ipynb", detach)
+    grade = A.grade_notebook(g, tmp_path / "detached.ipynb")
+    assert grade.questions["q1"] == 2.0 and grade.total == 9.0, grade
+    assert grade.messages["q1"].startswith("test_gru_vs_torch_grucell:"), grade.messages
