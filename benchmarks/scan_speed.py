@@ -27,7 +27,7 @@ import time
 import numpy as np
 import torch
 
-from lstm_lab.scan import choose_method, default_chunk_size, linear_scan
+from lstm_lab.nn.scan import choose_method, default_chunk_size, linear_scan
 
 SHAPES = {"narrow": (1, 4096, 64), "wide": (8, 4096, 64, 16)}
 

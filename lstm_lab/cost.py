@@ -3,7 +3,6 @@
 Used by chapter 5 to set attention against an LSTM and a Mamba block. Glossary: t sequence
 length; a "cost" is one number per length (seconds or bytes).
 
-- :func:`median_time`: the median wall time of a call over a few rounds (after a warm-up).
 - :func:`interleaved_times`: several calls timed in interleaved rounds, so that a change in
   the machine's speed affects all alike; :func:`median_times` and :func:`fastest_times` reduce
   the rounds to one number per call (the fastest is the one other work disturbs least).
@@ -11,7 +10,7 @@ length; a "cost" is one number per length (seconds or bytes).
   counted once per storage. Unlike a timing, this does not depend on the machine.
 - :func:`state_bytes`: the bytes of every tensor in a (nested) state or cache.
 - :func:`loglog_slope`: the least-squares slope of log(cost) against log(t); cost ~ t^slope.
-- :func:`plot_scaling`: cost curves on log-log axes, one panel per measurement.
+- :func:`lstm_lab.plotting.plot_scaling` draws the cost curves on log-log axes.
 """
 
 from __future__ import annotations
@@ -21,11 +20,8 @@ import statistics
 import time
 from collections.abc import Callable, Mapping, Sequence
 
-import matplotlib.pyplot as plt
 import numpy as np
 import torch
-
-from lstm_lab.plotting import FIG_WIDTH, LEGEND_SIZE
 
 
 def _sync() -> None:
@@ -66,11 +62,6 @@ def fastest_times(fns: Mapping[str, Callable[[], object]], *, rounds: int = 7, w
     the measure least disturbed by it: the one to fit growth rates to on a shared machine.
     """
     return {name: min(ts) for name, ts in interleaved_times(fns, rounds=rounds, warmup=warmup).items()}
-
-
-def median_time(fn: Callable[[], object], *, rounds: int = 5, warmup: int = 1) -> float:
-    """The median seconds of ``fn()`` over ``rounds`` calls after ``warmup`` untimed ones."""
-    return median_times({"fn": fn}, rounds=rounds, warmup=warmup)["fn"]
 
 
 def saved_bytes(fn: Callable[[], object]) -> int:
@@ -115,41 +106,3 @@ def loglog_slope(lengths: Sequence[float], costs: Sequence[float]) -> float:
     if np.any(t <= 0) or np.any(c <= 0):
         raise ValueError("lengths and costs must be positive to take logarithms")
     return float(np.polyfit(np.log(t), np.log(c), 1)[0])
-
-
-def plot_scaling(
-    lengths: Sequence[float],
-    panels: Mapping[str, Mapping[str, Sequence[float]]],
-    *,
-    xlabel: str = "sequence length $t$",
-    guides: Sequence[int] = (1, 2),
-):
-    """One log-log panel per ``{title: {curve label: costs}}``, with dashed guide lines t^p.
-
-    The x ticks are the measured lengths themselves. Each guide of slope p is drawn through
-    the first point of the panel's highest curve and labelled inside the panel.
-    Returns the :class:`matplotlib.figure.Figure`.
-    """
-    if not panels:
-        raise ValueError("panels must hold at least one {title: {label: costs}} entry")
-    t = np.asarray(lengths, dtype=float)
-    fig, axes = plt.subplots(1, len(panels), figsize=(min(FIG_WIDTH, 3.6 * len(panels)), 3.4), constrained_layout=True)
-    for ax, (title, curves) in zip(np.atleast_1d(axes), panels.items()):
-        top = 0.0
-        for label, costs in curves.items():
-            c = np.asarray(costs, dtype=float)
-            if c.shape != t.shape:
-                raise ValueError(f"curve {label!r} has shape {c.shape}, lengths have {t.shape}")
-            ax.loglog(t, c, "o-", label=label)
-            top = max(top, c[0])
-        for p in guides:
-            ax.loglog(t, top * (t / t[0]) ** p, "k--", lw=0.8, alpha=0.5)
-            ax.annotate(f"$\\propto t^{p}$", (t[-1], top * (t[-1] / t[0]) ** p), fontsize=9, alpha=0.8,
-                        ha="right", va="bottom", xytext=(-2, 2), textcoords="offset points")
-        ax.set_xticks(t, [f"{v:g}" for v in t])
-        ax.xaxis.set_minor_locator(plt.NullLocator())
-        ax.set_xlabel(xlabel)
-        ax.set_title(title, fontsize=10)
-        ax.grid(alpha=0.3, which="both")
-        ax.legend(fontsize=LEGEND_SIZE)
-    return fig

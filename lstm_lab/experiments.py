@@ -10,7 +10,7 @@ inputs (s, b, t, d), outputs (s, b, t, k).
   Python loop drives all of them, which matters for the readable ``impl="cell"`` LSTM,
   whose cost is mostly Python overhead per time step.
 - :func:`run_odyssey` trains every LSTM variant of a list with several seeds and returns an
-  :class:`OdysseyResult` (a table and the raw numbers); :func:`plot_odyssey` draws it.
+  :class:`OdysseyResult` (a table and the raw numbers); :func:`lstm_lab.plotting.plot_odyssey` draws it.
 - :class:`ReberChunks` and :class:`CarriedStateLoss` train a model on continual embedded
   Reber streams (:func:`lstm_lab.tasks.continual_embedded_reber`) read in chunks, with the
   state carried from chunk to chunk; :func:`long_range_accuracy` and
@@ -25,14 +25,12 @@ import copy
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
 from lstm_lab import scratch
-from lstm_lab.plotting import FIG_WIDTH, LEGEND_SIZE
 from lstm_lab.runtime import seed_everything
 from lstm_lab.tasks import continual_embedded_reber
 from lstm_lab.train import History, predict, running_mean, train
@@ -45,7 +43,6 @@ __all__ = [
     "MemberLosses",
     "OdysseyResult",
     "run_odyssey",
-    "plot_odyssey",
     "ReberChunks",
     "CarriedStateLoss",
     "long_range_accuracy",
@@ -256,47 +253,6 @@ def run_odyssey(
         measured = [dict(evaluate(m)) for m in members]
         result.metrics[variant] = {k: np.array([m[k] for m in measured]) for k in measured[0]}
     return result
-
-
-def plot_odyssey(
-    result: OdysseyResult,
-    metric: str,
-    *,
-    reference: str | None = None,
-    log: bool = False,
-    ylabel: str | None = None,
-    title: str | None = None,
-    ax=None,
-):
-    """A strip plot: one column per variant, one dot per seed, a bar at the median.
-
-    ``reference`` draws a dashed line at that variant's median across the whole plot.
-    Returns the figure.
-    """
-    vals = result.values(metric)
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(FIG_WIDTH, 3.4), constrained_layout=True)
-    else:
-        fig = ax.figure
-    n = len(result.seeds)
-    offsets = np.linspace(-0.18, 0.18, n) if n > 1 else np.zeros(1)  # fixed jitter: reproducible
-    for i, v in enumerate(result.variants):
-        a = vals[v]
-        ax.scatter(i + offsets, a, s=18, color="C0", alpha=0.8, zorder=3)
-        ax.hlines(np.median(a), i - 0.3, i + 0.3, color="C1", lw=2, zorder=4)
-    if reference is not None:
-        ax.axhline(np.median(vals[reference]), color="0.4", ls="--", lw=1,
-                   label=f"median of {reference}")
-        ax.legend(fontsize=LEGEND_SIZE, loc="best")
-    ax.set_xticks(range(len(result.variants)), result.variants)
-    if log:
-        ax.set_yscale("log")
-    ax.set_ylabel(ylabel or metric)
-    ax.set_xlabel("variant (one dot per seed, bar at the median)")
-    if title:
-        ax.set_title(title)
-    ax.grid(alpha=0.3, axis="y", which="both")
-    return fig
 
 
 # ----------------------------------------------------------------------------- continual Reber

@@ -7,12 +7,16 @@ so a notebook cell can write ``fig = plot_...(...)`` and the figure appears once
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import matplotlib.pyplot as plt
 import numpy as np
 
 from lstm_lab.scratch.activations import dsigmoid, dtanh, sigmoid, tanh
 from lstm_lab.train import running_mean
+
+if TYPE_CHECKING:
+    from lstm_lab.experiments import OdysseyResult
 
 # Width of every plot, in inches. The book's text column is about 684 px wide on a 1280 px
 # screen; at matplotlib's 100 dpi a figure this wide appears at its own size there, so its
@@ -113,7 +117,7 @@ def plot_gradient_norms(
     """Gradient norm against the lag k on a log scale, one line per ``{label: norms}``.
 
     Each ``norms`` has shape (t,): the norm at lag 0, 1, ..., t-1, as returned by
-    :func:`lstm_lab.diagnostics.state_gradient_norms`. Exact zeros are not drawn.
+    :func:`lstm_lab.gradients.state_gradient_norms`. Exact zeros are not drawn.
     Returns the figure.
     """
     if not curves:
@@ -260,3 +264,82 @@ def _figure(ax, figsize):
         fig, ax = plt.subplots(figsize=figsize, constrained_layout=True)
         return fig, ax
     return ax.figure, ax
+
+
+def plot_scaling(
+    lengths: Sequence[float],
+    panels: Mapping[str, Mapping[str, Sequence[float]]],
+    *,
+    xlabel: str = "sequence length $t$",
+    guides: Sequence[int] = (1, 2),
+):
+    """One log-log panel per ``{title: {curve label: costs}}``, with dashed guide lines t^p.
+
+    The x ticks are the measured lengths themselves. Each guide of slope p is drawn through
+    the first point of the panel's highest curve and labelled inside the panel.
+    Returns the :class:`matplotlib.figure.Figure`.
+    """
+    if not panels:
+        raise ValueError("panels must hold at least one {title: {label: costs}} entry")
+    t = np.asarray(lengths, dtype=float)
+    fig, axes = plt.subplots(1, len(panels), figsize=(min(FIG_WIDTH, 3.6 * len(panels)), 3.4), constrained_layout=True)
+    for ax, (title, curves) in zip(np.atleast_1d(axes), panels.items()):
+        top = 0.0
+        for label, costs in curves.items():
+            c = np.asarray(costs, dtype=float)
+            if c.shape != t.shape:
+                raise ValueError(f"curve {label!r} has shape {c.shape}, lengths have {t.shape}")
+            ax.loglog(t, c, "o-", label=label)
+            top = max(top, c[0])
+        for p in guides:
+            ax.loglog(t, top * (t / t[0]) ** p, "k--", lw=0.8, alpha=0.5)
+            ax.annotate(f"$\\propto t^{p}$", (t[-1], top * (t[-1] / t[0]) ** p), fontsize=9, alpha=0.8,
+                        ha="right", va="bottom", xytext=(-2, 2), textcoords="offset points")
+        ax.set_xticks(t, [f"{v:g}" for v in t])
+        ax.xaxis.set_minor_locator(plt.NullLocator())
+        ax.set_xlabel(xlabel)
+        ax.set_title(title, fontsize=10)
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=LEGEND_SIZE)
+    return fig
+
+
+def plot_odyssey(
+    result: "OdysseyResult",
+    metric: str,
+    *,
+    reference: str | None = None,
+    log: bool = False,
+    ylabel: str | None = None,
+    title: str | None = None,
+    ax=None,
+):
+    """A strip plot: one column per variant, one dot per seed, a bar at the median.
+
+    ``reference`` draws a dashed line at that variant's median across the whole plot.
+    Returns the figure.
+    """
+    vals = result.values(metric)
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(FIG_WIDTH, 3.4), constrained_layout=True)
+    else:
+        fig = ax.figure
+    n = len(result.seeds)
+    offsets = np.linspace(-0.18, 0.18, n) if n > 1 else np.zeros(1)  # fixed jitter: reproducible
+    for i, v in enumerate(result.variants):
+        a = vals[v]
+        ax.scatter(i + offsets, a, s=18, color="C0", alpha=0.8, zorder=3)
+        ax.hlines(np.median(a), i - 0.3, i + 0.3, color="C1", lw=2, zorder=4)
+    if reference is not None:
+        ax.axhline(np.median(vals[reference]), color="0.4", ls="--", lw=1,
+                   label=f"median of {reference}")
+        ax.legend(fontsize=LEGEND_SIZE, loc="best")
+    ax.set_xticks(range(len(result.variants)), result.variants)
+    if log:
+        ax.set_yscale("log")
+    ax.set_ylabel(ylabel or metric)
+    ax.set_xlabel("variant (one dot per seed, bar at the median)")
+    if title:
+        ax.set_title(title)
+    ax.grid(alpha=0.3, axis="y", which="both")
+    return fig

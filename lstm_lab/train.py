@@ -3,6 +3,12 @@
 It picks the device with :func:`lstm_lab.get_device`, seeds everything, draws each batch from
 a seeded NumPy generator, clips the gradient norm if asked, and returns the history of the
 loss and of the gradient norm (before clipping), one entry per step.
+
+The objectives it trains on are here too: the last step's MSE or cross-entropy, the
+cross-entropy of every step, and those of the last k steps, where recall tasks
+(:func:`lstm_lab.tasks.selective_copying`, :func:`lstm_lab.tasks.associative_recall`) ask for
+their answers (:func:`last_k_cross_entropy`, :func:`last_k_accuracy`, for any model whose
+forward returns logits (b, t, m) or a tuple whose first item is the logits).
 """
 
 from __future__ import annotations
@@ -14,9 +20,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+import torch.nn.functional as F
+from torch import nn
 
+from lstm_lab.nn.base import check_size
 from lstm_lab.runtime import eval_mode, get_device, seed_everything
-from lstm_lab.tasks import as_tensors
+from lstm_lab.tasks import IGNORE_INDEX, as_tensors
 
 Batch = Sequence["np.ndarray | torch.Tensor"]
 
@@ -148,7 +157,6 @@ def _progress_bar(total: int):
 # ----------------------------------------------------------------------------- objectives
 # Each takes (model, x, y[, mask]) with a model returning (outputs (b, t, k), state), as
 # lstm_lab.nn.SequenceModel does, and returns a scalar loss: ready to pass to train().
-IGNORE_INDEX = -100
 
 
 def last_step_mse(model, x, y):
@@ -189,3 +197,41 @@ def last_step_accuracy(model, x, y) -> float:
     out = predict(model, x)
     y = torch.as_tensor(y, device=out.device)
     return (out[:, -1].argmax(-1) == y).float().mean().item()
+
+
+def _last_k_logits(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Logits (b, k, m) at the last k = y.shape[1] steps of x: where the answers are read out.
+
+    ``model(x)`` may return the logits (b, t, m) or a tuple whose first item is the logits
+    (as :class:`lstm_lab.nn.SequenceModel` and the Transformer do).
+    """
+    if not isinstance(x, torch.Tensor) or not isinstance(y, torch.Tensor):
+        raise TypeError("x and y must be torch tensors (use lstm_lab.tasks.as_tensors)")
+    if y.dim() != 2 or x.dim() < 2 or y.shape[0] != x.shape[0] or y.shape[1] > x.shape[1]:
+        raise ValueError(f"need x (b, t, ...) and y (b, k) with k <= t, got {tuple(x.shape)} and {tuple(y.shape)}")
+    device = next(model.parameters()).device
+    out = model(x.to(device))
+    logits = out[0] if isinstance(out, tuple) else out  # (b, t, m)
+    return logits[:, x.shape[1] - y.shape[1] :]  # (b, k, m)
+
+
+def last_k_cross_entropy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy of the last k = y.shape[1] steps' logits against y (b, k): a loss_fn for ``train``."""
+    logits = _last_k_logits(model, x, y)  # (b, k, m)
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.to(logits.device).reshape(-1).long())
+
+
+@torch.no_grad()
+def last_k_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, batch_size: int | None = None) -> float:
+    """Fraction of the last k = y.shape[1] steps whose arg-max logit equals y (b, k), in eval mode.
+
+    ``batch_size`` runs the model on that many sequences at a time (same result, less memory for
+    long sequences); None runs them all at once.
+    """
+    step = x.shape[0] if batch_size is None else check_size(batch_size, "batch_size")
+    correct = 0
+    with eval_mode(model):
+        for i in range(0, x.shape[0], step):
+            logits = _last_k_logits(model, x[i : i + step], y[i : i + step])  # (step, k, m)
+            correct += (logits.argmax(-1).cpu() == y[i : i + step].cpu().long()).sum().item()
+    return correct / y.numel()

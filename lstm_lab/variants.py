@@ -114,7 +114,6 @@ def lstm_param_shapes(variant: str | LSTMSpec, input_size: int, hidden_size: int
     return shapes
 
 
-RNN_PARAM_NAMES = ("W_xh", "W_hh", "b_h")
 GRU_FORMS = ("torch", "cho")
 
 

@@ -17,7 +17,7 @@ from torch.testing import assert_close
 
 import lstm_lab
 from lstm_lab.nn import LSTM, FusedLSTMFunction
-from lstm_lab.scan import _LinearScanFunction
+from lstm_lab.nn.scan import _LinearScanFunction
 
 SHAPES = [(1, 5), (3, 1), (1, 1), (3, 4)]  # (b, t): b = 1 and t = 1 are the aliasing cases
 

@@ -8,16 +8,16 @@ import torch
 from numpy.testing import assert_allclose
 
 from lstm_lab import scratch
-from lstm_lab.diagnostics import state_gradient_norms
-from lstm_lab.nn import RNN, SequenceModel
-from lstm_lab.spectra import (
+from lstm_lab.gradients import (
     chain_gradient,
     clip_by_norm,
     gradient_bound,
     orthogonal,
     rnn_step_jacobians,
     scaled_orthogonal,
+    state_gradient_norms,
 )
+from lstm_lab.nn import RNN, SequenceModel
 from lstm_lab.train import last_step_mse, train
 
 

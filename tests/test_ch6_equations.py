@@ -1,5 +1,5 @@
 """Chapter 6: state-space models and Mamba. Each labelled equation is recomputed in NumPy
-(float64) straight from the book and compared with lstm_lab.ssm, lstm_lab.scan and the Mamba block."""
+(float64) straight from the book and compared with lstm_lab.nn.ssm, lstm_lab.nn.scan and the Mamba block."""
 
 import numpy as np
 import pytest
@@ -8,8 +8,8 @@ import torch.nn.functional as F
 from numpy.testing import assert_allclose
 
 from lstm_lab.nn import MambaBlock
-from lstm_lab.scan import linear_scan
-from lstm_lab.ssm import (
+from lstm_lab.nn.scan import linear_scan
+from lstm_lab.nn.ssm import (
     continuous_derivative,
     discretize_euler_b,
     discretize_zoh,

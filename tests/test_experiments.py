@@ -21,7 +21,6 @@ from lstm_lab.experiments import (  # noqa: E402
     last_step_ce,
     last_step_mse,
     long_range_accuracy,
-    plot_odyssey,
     run_odyssey,
     solve_times,
     stacked_batches,
@@ -29,6 +28,7 @@ from lstm_lab.experiments import (  # noqa: E402
     stop_when_solved,
 )
 from lstm_lab.nn import LSTM, SequenceModel  # noqa: E402
+from lstm_lab.plotting import plot_odyssey  # noqa: E402
 from lstm_lab.tasks import adding_problem, continual_embedded_reber, temporal_order  # noqa: E402
 from lstm_lab.train import History, train  # noqa: E402
 

@@ -244,7 +244,7 @@ for module in {modules!r}:
         if inspect.isfunction(fn) and fn.__module__ == module:
             report[module + ":" + name] = [type(n).__name__ for n in
                                            ast.parse(textwrap.dedent(inspect.getsource(fn))).body[0].body]
-import lstm_lab, lstm_lab.nn, lstm_lab.scratch, lstm_lab.ssm, lstm_lab.scan
+import lstm_lab, lstm_lab.nn, lstm_lab.scratch, lstm_lab.nn.ssm, lstm_lab.nn.scan
 print(json.dumps(report))
 """
     outcome = sandbox.run([A.sys.executable, "-c", code], readonly=grader.mounts())

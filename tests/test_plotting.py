@@ -127,3 +127,20 @@ def test_a_notebook_shows_each_figure_under_the_cell_that_drew_it():
     drew, after = ([o.get("data", {}) for o in cell.outputs] for cell in nb.cells)
     assert any("image/png" in d for d in drew), "the figure is not in the cell that drew it"
     assert not any("image/png" in d for d in after), "the figure appeared under the next cell"
+
+
+def test_plot_scaling_one_log_log_panel_per_measurement_with_guides():
+    from lstm_lab.plotting import plot_scaling
+
+    lengths = [128, 256, 512]
+    fig = plot_scaling(lengths, {"time": {"a": [1.0, 2.0, 4.0], "b": [1.0, 4.0, 16.0]}, "memory": {"a": [3, 3, 3]}},
+                       guides=(1, 2))
+    first, second = fig.axes
+    assert first.get_xscale() == first.get_yscale() == "log"
+    assert [t.get_text() for t in first.get_xticklabels()] == ["128", "256", "512"]
+    assert len(first.lines) == 2 + 2 and len(second.lines) == 1 + 2  # curves, then one guide per slope
+    assert [a.get_title() for a in fig.axes] == ["time", "memory"]
+    with pytest.raises(ValueError, match="has shape"):
+        plot_scaling(lengths, {"time": {"a": [1.0, 2.0]}})
+    with pytest.raises(ValueError, match="at least one"):
+        plot_scaling(lengths, {})

@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch.testing import assert_close
 
-from lstm_lab.scan import METHODS, choose_method, linear_scan
+from lstm_lab.nn.scan import METHODS, choose_method, linear_scan
 
 FAST = ["sequential", "parallel", "chunked", "auto"]
 TOL = {torch.float32: dict(rtol=1e-5, atol=1e-6), torch.float64: dict(rtol=1e-10, atol=1e-12)}

@@ -1,4 +1,4 @@
-"""Diagonal state-space models (lstm_lab.ssm): discretisation against integrating the ODE,
+"""Diagonal state-space models (lstm_lab.nn.ssm): discretisation against integrating the ODE,
 recurrence against FFT convolution, the selective scan's loop against its parallel path and
 against an independent NumPy loop, the gate view of a one-state selective SSM, and clear errors.
 
@@ -16,7 +16,8 @@ import torch.nn.functional as F
 from numpy.testing import assert_allclose
 from torch.testing import assert_close
 
-from lstm_lab.ssm import (
+from lstm_lab import scratch
+from lstm_lab.nn.ssm import (
     A_from_log,
     continuous_derivative,
     discretize_euler_b,
@@ -171,31 +172,15 @@ def test_lti_float32_and_no_inplace():
 
 
 # ----------------------------------------------------------------------------- selective SSM
-def _numpy_selective(x, delta, A, B, C, D, zoh_b=False):
-    """An independent float64 loop of eq-s6-recurrence, one channel and one state entry at a time."""
-    x, delta, A, B, C, D = (v.detach().numpy() for v in (x, delta, A, B, C, D))
-    b, t, d = x.shape
-    n = A.shape[1]
-    y = np.zeros((b, t, d))
-    for i in range(b):
-        for ch in range(d):
-            h = np.zeros(n)
-            for s in range(t):
-                a = np.exp(delta[i, s, ch] * A[ch])
-                B_bar = (a - 1) / A[ch] * B[i, s] if zoh_b else delta[i, s, ch] * B[i, s]
-                h = a * h + B_bar * x[i, s, ch]
-                y[i, s, ch] = C[i, s] @ h + D[ch] * x[i, s, ch]
-    return y
-
-
 @pytest.mark.equation("eq-s6-recurrence")
 @pytest.mark.parametrize("discretization", ["zoh_a_euler_b", "zoh"])
 def test_selective_loop_equals_numpy_loop(discretization):
+    """The PyTorch loop against the NumPy twin in lstm_lab.scratch.ssm (its gradients: test_scratch_ssm)."""
     x, delta, A, B, C, D = _selective()
     y = selective_scan(x, delta, A, B, C, D, method="sequential", discretization=discretization)
     assert y.shape == x.shape
-    assert_allclose(y.numpy(), _numpy_selective(x, delta, A, B, C, D, zoh_b=discretization == "zoh"), rtol=1e-12,
-                    atol=1e-12)
+    expected, _ = scratch.selective_scan(*(v.numpy() for v in (x, delta, A, B, C, D)), discretization=discretization)
+    assert_allclose(y.numpy(), expected, rtol=1e-12, atol=1e-12)
 
 
 def test_selective_with_constant_parameters_is_the_lti_ssm():
@@ -225,7 +210,7 @@ def test_selective_state_carries_over():
 @pytest.mark.parametrize("dtype, tol", [(torch.float32, dict(rtol=1e-5, atol=1e-5)), (torch.float64, TIGHT)])
 @pytest.mark.parametrize("discretization", ["zoh_a_euler_b", "zoh"])
 def test_parallel_equals_sequential_outputs_states_and_gradients(method, dtype, tol, discretization):
-    """eq-s6-recurrence computed by lstm_lab.scan.linear_scan equals the loop, gradients included."""
+    """eq-s6-recurrence computed by lstm_lab.nn.scan.linear_scan equals the loop, gradients included."""
     inputs = _selective(b=2, t=33, d=3, n=4, seed=1, dtype=dtype)
     h0 = torch.randn(2, 3, 4, dtype=dtype)
     grads, outs = [], []

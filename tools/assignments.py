@@ -171,8 +171,8 @@ HIDDEN = {
                      "lstm_lab.nn.base:StackedRecurrent.scratch_params"],
     "a3_gru_variants": ["lstm_lab.scratch.gru:gru_forward", "lstm_lab.scratch.gru:gru_backward",
                         "lstm_lab.scratch.lstm:lstm_forward", "lstm_lab.scratch.lstm:lstm_backward"],
-    "a4_scan_ssm": ["lstm_lab.scan:*", "lstm_lab.ssm:discretize_zoh", "lstm_lab.ssm:selective_step",
-                    "lstm_lab.ssm:selective_scan", "lstm_lab.ssm:lti_recurrence"],
+    "a4_scan_ssm": ["lstm_lab.nn.scan:*", "lstm_lab.nn.ssm:discretize_zoh", "lstm_lab.nn.ssm:selective_step",
+                    "lstm_lab.nn.ssm:selective_scan", "lstm_lab.nn.ssm:lti_recurrence"],
 }
 LIMITS = sandbox.Limits(wall_seconds=NOTEBOOK_TIMEOUT, cpu_seconds=2 * NOTEBOOK_TIMEOUT, memory_bytes=4 << 30)
 CALL_TIMEOUT = 120

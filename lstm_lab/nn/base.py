@@ -143,9 +143,6 @@ class RecurrentLayer(nn.Module):
         """Uniform in (-1/sqrt(h), 1/sqrt(h)), the initialisation ``torch.nn`` uses."""
         uniform_init(self, self.hidden_size)
 
-    def params(self) -> dict[str, torch.Tensor]:
-        return dict(self.named_parameters())
-
     def full_params(self, detach: bool = True) -> dict[str, torch.Tensor]:
         """Every parameter by its book name; absent biases (bias=False) as zeros."""
         w = next(self.parameters())

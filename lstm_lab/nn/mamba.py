@@ -22,6 +22,14 @@ Forward pass, per time step (all steps at once in :meth:`MambaBlock.forward`)::
 Discretisation: ZOH for A and B_bar = delta B (``discretization="zoh_a_euler_b"``, eq-ssm-zoh-a and
 eq-ssm-simple-b), as in Mamba's reference code. Generation: :meth:`MambaBlock.step` consumes one
 token with a constant-size state ``(conv_state (b, e, k - 1), ssm_state (b, e, n))``.
+
+:class:`LTIBlock` is the same block with the selection removed: delta (e,), B (e, n) and C (e, n)
+are parameters, the same at every time step, instead of functions of the input. Everything else
+(input projection, causal depthwise convolution, SiLU, the output gate SiLU(z), skip D, output
+projection, the initialisation of delta and A) is the same, so the two blocks have almost the
+same number of parameters and differ only in selectivity. Being time-invariant, it runs as an
+FFT convolution with the kernel K_k = C A_bar^k B_bar (eq-ssm-kernel, eq-ssm-convolution),
+discretised like Mamba (eq-ssm-zoh-a, eq-ssm-simple-b).
 """
 
 from __future__ import annotations
@@ -33,7 +41,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from lstm_lab.nn.base import check_input, check_size, check_state_tuple
-from lstm_lab.ssm import SCAN_METHODS, s4d_real_A_log, selective_scan, selective_step
+from lstm_lab.nn.ssm import (
+    SCAN_METHODS,
+    discretize_euler_b,
+    lti_convolution,
+    lti_kernel,
+    s4d_real_A_log,
+    selective_scan,
+    selective_step,
+)
 
 
 class CausalConvFront:
@@ -55,8 +71,8 @@ class MambaBlock(CausalConvFront, nn.Module):
     """One Mamba block: (b, t, d_model) -> (b, t, d_model), no residual and no normalisation.
 
     ``dt_rank`` defaults to ceil(d_model / 16), as in Mamba. ``scan_method`` is the ``method`` of
-    :func:`lstm_lab.ssm.selective_scan`: "sequential" (the readable loop), or "parallel",
-    "chunked", "auto" (:func:`lstm_lab.scan.linear_scan`).
+    :func:`lstm_lab.nn.ssm.selective_scan`: "sequential" (the readable loop), or "parallel",
+    "chunked", "auto" (:func:`lstm_lab.nn.scan.linear_scan`).
     """
 
     def __init__(
@@ -172,3 +188,47 @@ class MambaBlock(CausalConvFront, nn.Module):
         y_t, h = selective_step(x_conv, delta_t, A, B_t, C_t, self.D, h)  # eq-s6-recurrence
         out = self.out_proj(y_t * F.silu(z_t))  # (b, d)
         return out, (window[..., 1:], h)
+
+
+class LTIBlock(CausalConvFront, nn.Module):
+    """A Mamba block whose delta, B and C do not depend on the input: (b, t, d) -> (b, t, d)."""
+
+    def __init__(self, d_model: int, d_state: int = 16, expand: int = 2, d_conv: int = 4,
+                 *, dt_min: float = 1e-3, dt_max: float = 1e-1):
+        super().__init__()
+        self.d_model = check_size(d_model, "d_model")
+        self.d_state = check_size(d_state, "d_state")
+        self.expand = check_size(expand, "expand")
+        self.d_conv = check_size(d_conv, "d_conv")
+        if not 0 < dt_min <= dt_max:
+            raise ValueError(f"need 0 < dt_min <= dt_max, got dt_min = {dt_min!r}, dt_max = {dt_max!r}")
+        self.d_inner = e = self.expand * self.d_model
+        n = self.d_state
+        self.in_proj = nn.Linear(self.d_model, 2 * e, bias=False)
+        self.conv1d = nn.Conv1d(e, e, kernel_size=self.d_conv, groups=e, bias=True)  # depthwise; we pad
+        self.dt_bias = nn.Parameter(torch.empty(e))  # delta = softplus(dt_bias)  (e,)
+        self.B = nn.Parameter(torch.empty(e, n))
+        self.C = nn.Parameter(torch.empty(e, n))
+        self.A_log = nn.Parameter(torch.empty(e, n))
+        self.D = nn.Parameter(torch.empty(e))
+        self.out_proj = nn.Linear(e, self.d_model, bias=False)
+        with torch.no_grad():  # as MambaBlock: delta0 log-uniform in [dt_min, dt_max], S4D-real A, D = 1
+            u = torch.rand(e)
+            delta0 = torch.exp(u * (math.log(dt_max) - math.log(dt_min)) + math.log(dt_min))
+            self.dt_bias.copy_(delta0 + torch.log(-torch.expm1(-delta0)))  # softplus^-1
+            self.B.normal_(0.0, n**-0.5)
+            self.C.normal_(0.0, n**-0.5)
+            self.A_log.copy_(s4d_real_A_log(e, n))
+            self.D.fill_(1.0)
+
+    def forward(self, u: torch.Tensor) -> torch.Tensor:
+        """u (b, t, d_model) -> (b, t, d_model)."""
+        u = check_input(u, self.d_model, self.A_log, name="u")
+        t = u.shape[1]
+        _, x_conv, z = self.conv_front(u)  # (b, t, e) each
+        A = -torch.exp(self.A_log)  # (e, n)
+        delta = F.softplus(self.dt_bias)  # (e,), the same at every step
+        A_bar, B_bar = discretize_euler_b(A, self.B, delta)  # eq-ssm-zoh-a, eq-ssm-simple-b  (e, n)
+        K = lti_kernel(A_bar, B_bar, self.C, t)  # eq-ssm-kernel  (e, t)
+        y = lti_convolution(x_conv, K, self.D)  # eq-ssm-convolution  (b, t, e)
+        return self.out_proj(y * F.silu(z))  # (b, t, d)

@@ -19,7 +19,7 @@ Two forms of each model, held equal by ``tests/test_minimal_xlstm.py``:
 - ``mode="sequential"``: the readable loop, one line per equation.
 - ``mode="parallel"``: every gate and candidate for all steps at once (one matrix product per
   weight), then the linear recurrence h_t = a_t * h_{t-1} + b_t with a_t = 1 - z_t (minGRU) or
-  f'_t (minLSTM) by the course's scan, :func:`lstm_lab.scan.linear_scan` (``scan_method``
+  f'_t (minLSTM) by the course's scan, :func:`lstm_lab.nn.scan.linear_scan` (``scan_method``
   picks how; "auto" chooses by shape and device). Its backward is the same scan run backwards
   in time, so memory stays O(b t h) whatever the length.
 
@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lstm_lab.nn.base import add_parameters, check_input, check_size, check_state_tensor, uniform_init
-from lstm_lab.scan import METHODS, linear_scan
+from lstm_lab.nn.scan import METHODS, linear_scan
 
 __all__ = ["MinGRU", "MinLSTM", "normalised_gates"]
 
@@ -105,7 +105,7 @@ class MinGRU(_MinRNN):
 
     ``forward(x, h0=None, *, mode="parallel" | "sequential")`` takes x (b, t, input_size) and
     h0 (b, h) (zeros when None) and returns ``(hs (b, t, h), h_T (b, h))``. Parameters
-    W_xz, W_xh (d, h); b_z, b_h (h,). ``scan_method`` goes to :func:`lstm_lab.scan.linear_scan`.
+    W_xz, W_xh (d, h); b_z, b_h (h,). ``scan_method`` goes to :func:`lstm_lab.nn.scan.linear_scan`.
     """
 
     gates = ("z",)
@@ -133,7 +133,7 @@ class MinLSTM(_MinRNN):
 
     ``forward(x, h0=None, *, mode="parallel" | "sequential")`` takes x (b, t, input_size) and
     h0 (b, h) (zeros when None) and returns ``(hs (b, t, h), h_T (b, h))``. Parameters
-    W_xf, W_xi, W_xh (d, h); b_f, b_i, b_h (h,). ``scan_method`` goes to :func:`lstm_lab.scan.linear_scan`.
+    W_xf, W_xi, W_xh (d, h); b_f, b_i, b_h (h,). ``scan_method`` goes to :func:`lstm_lab.nn.scan.linear_scan`.
     """
 
     gates = ("f", "i")

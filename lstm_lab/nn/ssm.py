@@ -34,7 +34,7 @@ and ``lstm_lab.nn.mamba.MambaBlock`` default to ``discretization="zoh_a_euler_b"
 
 Every fast path has a slow reference beside it: :func:`lti_convolution` (FFT) beside
 :func:`lti_recurrence` (a loop), and ``selective_scan(method="parallel")`` (a parallel linear
-scan from :mod:`lstm_lab.scan`) beside ``method="sequential"`` (a loop over
+scan from :mod:`lstm_lab.nn.scan`) beside ``method="sequential"`` (a loop over
 :func:`selective_step`).
 """
 
@@ -44,7 +44,7 @@ import math
 
 import torch
 
-from lstm_lab.scan import linear_scan
+from lstm_lab.nn.scan import linear_scan
 
 DISCRETIZATIONS = ("zoh_a_euler_b", "zoh")
 SCAN_METHODS = ("sequential", "parallel", "chunked", "auto")
@@ -313,7 +313,7 @@ def selective_scan(
 
     ``method``: "sequential", the readable loop over :func:`selective_step`; or "parallel",
     "chunked" or "auto", which hand the recurrence h_t = a_t * h_{t-1} + u_t with
-    a = exp(delta A) and u = B_bar x, both (b, t, d, n), to :func:`lstm_lab.scan.linear_scan`
+    a = exp(delta A) and u = B_bar x, both (b, t, d, n), to :func:`lstm_lab.nn.scan.linear_scan`
     with that method. ``discretization``: "zoh_a_euler_b" (Mamba: B_bar = delta B) or "zoh"
     (exact: B_bar = (exp(delta A) - 1) / A B).
     """

@@ -1,20 +1,16 @@
-"""lstm_lab.ssm_models: the LTI block is the time-invariant SSM (against the recurrence), is causal,
-has almost the parameters of the Mamba block; the token model and its loss/accuracy helpers."""
+"""lstm_lab.nn.LTIBlock is the time-invariant SSM (against the recurrence), is causal, and has almost
+the parameters of the Mamba block; lstm_lab.nn.SSMTokenModel and selective_deltas; the last-k
+objectives of lstm_lab.train."""
 
 import pytest
 import torch
 import torch.nn.functional as F
 from torch.testing import assert_close
 
-from lstm_lab.nn import MambaBlock
-from lstm_lab.ssm import discretize_euler_b, lti_recurrence
-from lstm_lab.ssm_models import (
-    LTIBlock,
-    SSMTokenModel,
-    last_k_accuracy,
-    last_k_cross_entropy,
-    selective_deltas,
-)
+from lstm_lab.nn import LTIBlock, MambaBlock, SSMTokenModel
+from lstm_lab.nn.models import selective_deltas
+from lstm_lab.nn.ssm import discretize_euler_b, lti_recurrence
+from lstm_lab.train import last_k_accuracy, last_k_cross_entropy
 
 
 def test_lti_block_equals_the_recurrence():

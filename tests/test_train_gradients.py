@@ -1,4 +1,4 @@
-"""The shared training loop and the gradient diagnostics."""
+"""The shared training loop, and the measured gradient norms of lstm_lab.gradients."""
 
 import numpy as np
 import pytest
@@ -6,7 +6,7 @@ import torch
 from numpy.testing import assert_allclose
 
 from lstm_lab import scratch
-from lstm_lab.diagnostics import state_gradient_norms
+from lstm_lab.gradients import state_gradient_norms
 from lstm_lab.nn import GRU, LSTM, RNN, SequenceModel
 from lstm_lab.train import History, train
 
