@@ -43,6 +43,7 @@ from torch import nn
 from lstm_lab.nn.base import check_input, check_size, check_state_tuple
 from lstm_lab.nn.ssm import (
     SCAN_METHODS,
+    A_from_log,
     discretize_euler_b,
     lti_convolution,
     lti_kernel,
@@ -50,6 +51,13 @@ from lstm_lab.nn.ssm import (
     selective_scan,
     selective_step,
 )
+
+
+def delta_bias(u: torch.Tensor, dt_min: float, dt_max: float) -> torch.Tensor:
+    """Mamba's start for the step size: the bias b with softplus(b) = delta0, where delta0 is
+    log-uniform in [dt_min, dt_max] (``u`` uniform in [0, 1), any shape)."""
+    delta0 = torch.exp(u * (math.log(dt_max) - math.log(dt_min)) + math.log(dt_min))
+    return delta0 + torch.log(-torch.expm1(-delta0))  # softplus^-1: log(exp(x) - 1)
 
 
 class CausalConvFront:
@@ -122,8 +130,7 @@ class MambaBlock(CausalConvFront, nn.Module):
         bound = self.dt_rank**-0.5
         self.dt_proj.weight.uniform_(-bound, bound)
         u = torch.rand(self.d_inner, dtype=self.dt_proj.bias.dtype, device=self.dt_proj.bias.device)
-        delta0 = torch.exp(u * (math.log(self.dt_max) - math.log(self.dt_min)) + math.log(self.dt_min))
-        self.dt_proj.bias.copy_(delta0 + torch.log(-torch.expm1(-delta0)))  # softplus^-1: log(exp(x) - 1)
+        self.dt_proj.bias.copy_(delta_bias(u, self.dt_min, self.dt_max))
         self.A_log.copy_(s4d_real_A_log(self.d_inner, self.d_state, dtype=self.A_log.dtype, device=self.A_log.device))
         self.D.fill_(1.0)
 
@@ -144,7 +151,7 @@ class MambaBlock(CausalConvFront, nn.Module):
         b, t, _ = u.shape
         x_c, x_conv, z = self.conv_front(u)  # (b, e, t + k - 1), (b, t, e), (b, t, e)
         delta, B, C = self._ssm_inputs(x_conv)
-        A = -torch.exp(self.A_log)  # (e, n), negative
+        A = A_from_log(self.A_log)  # (e, n), negative
         y, h = selective_scan(
             x_conv, delta, A, B, C, self.D, method=self.scan_method, return_state=True
         )  # eq-s6-recurrence  (b, t, e), (b, e, n)
@@ -184,7 +191,7 @@ class MambaBlock(CausalConvFront, nn.Module):
         window = torch.cat([conv_state, x_t[..., None]], dim=-1)  # (b, e, k)
         x_conv = F.silu((window * self.conv1d.weight[:, 0]).sum(-1) + self.conv1d.bias)  # (b, e)
         delta_t, B_t, C_t = self._ssm_inputs(x_conv)  # (b, e), (b, n), (b, n)
-        A = -torch.exp(self.A_log)  # (e, n)
+        A = A_from_log(self.A_log)  # (e, n)
         y_t, h = selective_step(x_conv, delta_t, A, B_t, C_t, self.D, h)  # eq-s6-recurrence
         out = self.out_proj(y_t * F.silu(z_t))  # (b, d)
         return out, (window[..., 1:], h)
@@ -213,9 +220,7 @@ class LTIBlock(CausalConvFront, nn.Module):
         self.D = nn.Parameter(torch.empty(e))
         self.out_proj = nn.Linear(e, self.d_model, bias=False)
         with torch.no_grad():  # as MambaBlock: delta0 log-uniform in [dt_min, dt_max], S4D-real A, D = 1
-            u = torch.rand(e)
-            delta0 = torch.exp(u * (math.log(dt_max) - math.log(dt_min)) + math.log(dt_min))
-            self.dt_bias.copy_(delta0 + torch.log(-torch.expm1(-delta0)))  # softplus^-1
+            self.dt_bias.copy_(delta_bias(torch.rand(e), dt_min, dt_max))
             self.B.normal_(0.0, n**-0.5)
             self.C.normal_(0.0, n**-0.5)
             self.A_log.copy_(s4d_real_A_log(e, n))
@@ -226,7 +231,7 @@ class LTIBlock(CausalConvFront, nn.Module):
         u = check_input(u, self.d_model, self.A_log, name="u")
         t = u.shape[1]
         _, x_conv, z = self.conv_front(u)  # (b, t, e) each
-        A = -torch.exp(self.A_log)  # (e, n)
+        A = A_from_log(self.A_log)  # (e, n)
         delta = F.softplus(self.dt_bias)  # (e,), the same at every step
         A_bar, B_bar = discretize_euler_b(A, self.B, delta)  # eq-ssm-zoh-a, eq-ssm-simple-b  (e, n)
         K = lti_kernel(A_bar, B_bar, self.C, t)  # eq-ssm-kernel  (e, t)

@@ -115,12 +115,6 @@ def continuous_derivative(h: torch.Tensor, x: torch.Tensor, A: torch.Tensor, B: 
 
 
 # ----------------------------------------------------------------------------- discretisation
-def _delta_times(delta: torch.Tensor, A: torch.Tensor) -> torch.Tensor:
-    """delta (..., d) times A (d, n) -> (..., d, n)."""
-    if delta.shape[-1:] != A.shape[:1]:
-        d = A.shape[0]
-        raise ValueError(f"delta must have shape (..., d) with d = {d} (A is (d, n)), got {tuple(delta.shape)}")
-    return delta[..., None] * A  # (..., d, n)
 
 
 def _check_discretize(A, B, delta):
@@ -129,6 +123,9 @@ def _check_discretize(A, B, delta):
     delta = _check_tensor(delta, "delta", "(..., d)")
     if delta.dim() == 0:
         raise ValueError("delta must have shape (..., d), one step size per channel, got a scalar")
+    if delta.shape[-1:] != A.shape[:1]:
+        d = A.shape[0]
+        raise ValueError(f"delta must have shape (..., d) with d = {d} (A is (d, n)), got {tuple(delta.shape)}")
     _check_same({"B": B, "delta": delta}, A, "A")
     return A, B, delta
 
@@ -143,10 +140,7 @@ def discretize_zoh(A: torch.Tensor, B: torch.Tensor, delta: torch.Tensor) -> tup
     A, B, delta = _check_discretize(A, B, delta)
     if bool(torch.any(A == 0)):
         raise ValueError("discretize_zoh divides by A; A must be nonzero (negative for a stable SSM)")
-    dA = _delta_times(delta, A)  # (..., d, n)
-    A_bar = torch.exp(dA)  # eq-ssm-zoh-a
-    B_bar = torch.expm1(dA) / A * B  # eq-ssm-zoh-b  (exp(delta A) - 1) / A * B
-    return tuple(torch.broadcast_tensors(A_bar, B_bar))
+    return tuple(torch.broadcast_tensors(*_discretize(delta, A, B, "zoh")))
 
 
 def discretize_euler_b(A: torch.Tensor, B: torch.Tensor, delta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -156,10 +150,19 @@ def discretize_euler_b(A: torch.Tensor, B: torch.Tensor, delta: torch.Tensor) ->
     Shapes as for :func:`discretize_zoh`; A may be any real (d, n) here.
     """
     A, B, delta = _check_discretize(A, B, delta)
-    dA = _delta_times(delta, A)  # (..., d, n)
+    return tuple(torch.broadcast_tensors(*_discretize(delta, A, B, "zoh_a_euler_b")))
+
+
+def _discretize(delta, A, B, discretization: str):
+    """The one home of both discretisations; no checks. delta (..., d), A (d, n), B broadcastable
+    to (..., d, n) -> A_bar, B_bar (..., d, n)."""
+    dA = delta[..., None] * A  # (..., d, n)
     A_bar = torch.exp(dA)  # eq-ssm-zoh-a
-    B_bar = delta[..., None] * B  # eq-ssm-simple-b  (..., d, n)
-    return tuple(torch.broadcast_tensors(A_bar, B_bar))
+    if discretization == "zoh":
+        B_bar = torch.expm1(dA) / A * B  # eq-ssm-zoh-b  (exp(delta A) - 1) / A * B
+    else:
+        B_bar = delta[..., None] * B  # eq-ssm-simple-b  (..., d, n)
+    return A_bar, B_bar
 
 
 # ----------------------------------------------------------------------------- time-invariant (S4D-style)
@@ -260,14 +263,8 @@ def _check_selective(x, delta, A, B, C, D, h0):
 
 
 def _discretize_selective(delta, A, B, discretization):
-    """delta (..., d), A (d, n), B (..., n) -> A_bar, B_bar (..., d, n); no checks (internal)."""
-    dA = delta[..., None] * A  # (..., d, n)
-    A_bar = torch.exp(dA)  # eq-ssm-zoh-a
-    if discretization == "zoh":
-        B_bar = torch.expm1(dA) / A * B[..., None, :]  # eq-ssm-zoh-b  (..., d, n)
-    else:
-        B_bar = delta[..., None] * B[..., None, :]  # eq-ssm-simple-b  (..., d, n)
-    return A_bar, B_bar
+    """delta (..., d), A (d, n), B (..., n), shared by the channels -> A_bar, B_bar (..., d, n)."""
+    return _discretize(delta, A, B[..., None, :], discretization)
 
 
 def selective_step(
