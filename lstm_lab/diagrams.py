@@ -30,6 +30,7 @@ from matplotlib.lines import Line2D
 from matplotlib.mathtext import MathTextParser
 from matplotlib.patches import Circle, FancyArrowPatch, FancyBboxPatch
 
+from lstm_lab.checks import check_int
 from lstm_lab.variants import lstm_spec
 
 __all__ = [
@@ -234,8 +235,7 @@ def draw_unrolled_rnn(steps: int = 4):
 
     ``steps`` must be an int in [2, 8]. Returns the :class:`matplotlib.figure.Figure`.
     """
-    if isinstance(steps, bool) or not isinstance(steps, int) or not 2 <= steps <= 8:
-        raise ValueError(f"steps must be an int in [2, 8], got {steps!r}")
+    steps = check_int(steps, "steps", minimum=2, maximum=8)
     fig_width = 8.5
     fig, ax = _canvas(fig_width, 3.2)
     y_in, y_box, y_out = 0.35, 1.4, 2.5  # rows: the x labels, the blocks, the h labels

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from lstm_lab import scratch
+from lstm_lab.checks import check_size
 
 
 def orthogonal(h: int, *, rng: np.random.Generator) -> np.ndarray:
@@ -37,8 +38,7 @@ def orthogonal(h: int, *, rng: np.random.Generator) -> np.ndarray:
     QR of a Gaussian matrix, with the signs of R's diagonal moved into Q so that the draw
     is uniform over the orthogonal group rather than biased by the QR convention.
     """
-    if isinstance(h, bool) or not isinstance(h, (int, np.integer)) or h < 1:
-        raise ValueError(f"h must be a positive int, got {h!r}")
+    h = check_size(h, "h")
     q, r = np.linalg.qr(rng.normal(size=(h, h)))  # (h, h), (h, h)
     return q * np.where(np.diag(r) < 0, -1.0, 1.0)  # flip columns: a uniform draw
 

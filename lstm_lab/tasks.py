@@ -35,6 +35,7 @@ from importlib import resources
 import numpy as np
 import torch
 
+from lstm_lab.checks import check_int
 from lstm_lab.runtime import get_device
 
 __all__ = [
@@ -88,16 +89,6 @@ def _generator(seed, rng) -> np.random.Generator:
     return np.random.default_rng(int(seed))
 
 
-def _check_int(name: str, value, minimum: int, maximum: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    value = int(value)
-    if value < minimum or (maximum is not None and value > maximum):
-        allowed = f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
-        raise ValueError(f"{name} must be {allowed}, got {value}")
-    return value
-
-
 def _float_dtype(dtype) -> np.dtype:
     try:
         dt = None if dtype is None else np.dtype(dtype)  # np.dtype(None) would be float64
@@ -144,8 +135,8 @@ def adding_problem(*, batch_size, seq_len, seed=None, rng=None, dtype=np.float32
     y : numpy.ndarray, shape ``(b, 1)``
         The sum of the two marked values.
     """
-    b = _check_int("batch_size", batch_size, 1)
-    t = _check_int("seq_len", seq_len, 2)
+    b = check_int(batch_size, "batch_size", minimum=1)
+    t = check_int(seq_len, "seq_len", minimum=2)
     dtype = _float_dtype(dtype)
     rng = _generator(seed, rng)
     values = rng.random((b, t))  # (b, t), float64 draws whatever the dtype
@@ -195,8 +186,8 @@ def temporal_order(*, batch_size, seq_len, seed=None, rng=None, dtype=np.float32
     y : numpy.ndarray of int64, shape ``(b,)``
         The class in ``{0, 1, 2, 3}``.
     """
-    b = _check_int("batch_size", batch_size, 1)
-    t = _check_int("seq_len", seq_len, 10)
+    b = check_int(batch_size, "batch_size", minimum=1)
+    t = check_int(seq_len, "seq_len", minimum=10)
     dtype = _float_dtype(dtype)
     rng = _generator(seed, rng)
     k = len(TEMPORAL_ORDER_SYMBOLS)
@@ -243,9 +234,9 @@ def remember_first(*, batch_size, gap, num_symbols=4, seed=None, rng=None, dtype
     y : numpy.ndarray of int64, shape ``(b,)``
         The first symbol.
     """
-    b = _check_int("batch_size", batch_size, 1)
-    gap = _check_int("gap", gap, 0)
-    k = _check_int("num_symbols", num_symbols, 2)
+    b = check_int(batch_size, "batch_size", minimum=1)
+    gap = check_int(gap, "gap", minimum=0)
+    k = check_int(num_symbols, "num_symbols", minimum=2)
     dtype = _float_dtype(dtype)
     rng = _generator(seed, rng)
     ids = rng.integers(0, k, size=(b, gap + 1))  # (b, t)
@@ -287,10 +278,10 @@ def copy_task(*, batch_size, length, gap, num_symbols=8, seed=None, rng=None, dt
     mask : numpy.ndarray of bool, shape ``(b, t)``
         True at the last ``length`` steps, where the copy is scored.
     """
-    b = _check_int("batch_size", batch_size, 1)
-    n = _check_int("length", length, 1)
-    gap = _check_int("gap", gap, 1)
-    k = _check_int("num_symbols", num_symbols, 2)
+    b = check_int(batch_size, "batch_size", minimum=1)
+    n = check_int(length, "length", minimum=1)
+    gap = check_int(gap, "gap", minimum=1)
+    k = check_int(num_symbols, "num_symbols", minimum=2)
     dtype = _float_dtype(dtype)
     rng = _generator(seed, rng)
     blank, delimiter = k, k + 1
@@ -452,7 +443,7 @@ def embedded_reber_batch(*, batch_size, seed=None, rng=None, dtype=np.float32) -
         ``"long_range"``: bool ``(b, t)``, True at the one step per row whose target is the
         penultimate symbol, the ``T``/``P`` that must match the string's second symbol.
     """
-    b = _check_int("batch_size", batch_size, 1)
+    b = check_int(batch_size, "batch_size", minimum=1)
     dtype = _float_dtype(dtype)
     rng = _generator(seed, rng)
     strings = [embedded_reber_string(rng=rng) for _ in range(b)]
@@ -504,8 +495,8 @@ def continual_embedded_reber(*, batch_size, length, seed=None, rng=None, dtype=n
         ``"string_start"``: bool ``(b, t)``, True where ``x`` is the ``B`` that starts an
         embedded string.
     """
-    b = _check_int("batch_size", batch_size, 1)
-    t = _check_int("length", length, 1)
+    b = check_int(batch_size, "batch_size", minimum=1)
+    t = check_int(length, "length", minimum=1)
     dtype = _float_dtype(dtype)
     rng = _generator(seed, rng)
     k = len(REBER_SYMBOLS)
@@ -623,8 +614,8 @@ def char_lm_batch(ids, *, batch_size, seq_len, seed=None, rng=None):
         raise ValueError(f"ids must be integers of shape (n,), got {ids.dtype} of shape {ids.shape}")
     if ids.shape[0] < 2:
         raise ValueError(f"ids must hold at least 2 ids, got {ids.shape[0]}")
-    b = _check_int("batch_size", batch_size, 1)
-    t = _check_int("seq_len", seq_len, 1, ids.shape[0] - 1)
+    b = check_int(batch_size, "batch_size", minimum=1)
+    t = check_int(seq_len, "seq_len", minimum=1, maximum=ids.shape[0] - 1)
     rng = _generator(seed, rng)
     starts = rng.integers(0, ids.shape[0] - t, size=b)  # (b,), start + t <= n - 1
     window = ids[starts[:, None] + np.arange(t + 1)].astype(np.int64)  # (b, t + 1)
@@ -710,10 +701,10 @@ def selective_copying(*, batch_size, seq_len, num_tokens, vocab_size, seed=None,
         The data tokens in the order they appear in ``x``; a model reads them out at the
         ``num_tokens`` marker steps.
     """
-    b = _check_int("batch_size", batch_size, 1)
-    n = _check_int("num_tokens", num_tokens, 1)
-    t = _check_int("seq_len", seq_len, n)
-    k = _check_int("vocab_size", vocab_size, 2)
+    b = check_int(batch_size, "batch_size", minimum=1)
+    n = check_int(num_tokens, "num_tokens", minimum=1)
+    t = check_int(seq_len, "seq_len", minimum=n)
+    k = check_int(vocab_size, "vocab_size", minimum=2)
     rng = _generator(seed, rng)
     positions = np.sort(np.argsort(rng.random((b, t)), axis=1)[:, :n], axis=1)  # (b, n): distinct, increasing
     data = rng.integers(1, k, size=(b, n)).astype(np.int64)  # (b, n)
@@ -755,11 +746,11 @@ def associative_recall(*, batch_size, num_pairs, num_queries, num_keys, num_valu
     y : numpy.ndarray of int64, shape ``(b, num_queries)``
         The value token of each query's key.
     """
-    b = _check_int("batch_size", batch_size, 1)
-    num_keys = _check_int("num_keys", num_keys, 1)
-    num_values = _check_int("num_values", num_values, 1)
-    p = _check_int("num_pairs", num_pairs, 1, num_keys)
-    nq = _check_int("num_queries", num_queries, 1, p)
+    b = check_int(batch_size, "batch_size", minimum=1)
+    num_keys = check_int(num_keys, "num_keys", minimum=1)
+    num_values = check_int(num_values, "num_values", minimum=1)
+    p = check_int(num_pairs, "num_pairs", minimum=1, maximum=num_keys)
+    nq = check_int(num_queries, "num_queries", minimum=1, maximum=p)
     rng = _generator(seed, rng)
     rows = np.arange(b)[:, None]
     keys = np.argsort(rng.random((b, num_keys)), axis=1)[:, :p].astype(np.int64)  # (b, p): distinct keys
@@ -797,8 +788,8 @@ def running_parity(*, batch_size, seq_len, seed=None, rng=None):
     y : numpy.ndarray of int64, shape ``(b, t)``
         The parity of ``x[:, :s + 1]`` at every step s.
     """
-    b = _check_int("batch_size", batch_size, 1)
-    t = _check_int("seq_len", seq_len, 1)
+    b = check_int(batch_size, "batch_size", minimum=1)
+    t = check_int(seq_len, "seq_len", minimum=1)
     rng = _generator(seed, rng)
     x = rng.integers(0, 2, size=(b, t)).astype(np.int64)  # (b, t)
     y = np.cumsum(x, axis=1) % 2  # (b, t)

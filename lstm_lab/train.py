@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lstm_lab.nn.base import check_size
+from lstm_lab.checks import check_size
 from lstm_lab.runtime import eval_mode, get_device, seed_everything
 from lstm_lab.tasks import IGNORE_INDEX, as_tensors
 
@@ -96,8 +96,7 @@ def train(
         redraws only every 10% of the steps, so a notebook's stored output does not depend
         on the machine's speed.
     """
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps must be a positive int, got {steps!r}")
+    steps = check_size(steps, "steps")
     if not (isinstance(lr, (int, float)) and lr > 0):
         raise ValueError(f"lr must be a positive number, got {lr!r}")
     if clip_norm is not None and not clip_norm > 0:

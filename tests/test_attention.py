@@ -209,7 +209,7 @@ def test_sinusoidal_positions_bad_sizes(fn):
         fn(4, 5)
     with pytest.raises(ValueError, match="positive int"):
         fn(0, 4)
-    with pytest.raises(ValueError, match="positive int"):
+    with pytest.raises(TypeError, match="d must be an int"):
         fn(3, 4.0)
 
 

@@ -28,7 +28,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from lstm_lab.nn.base import check_input, check_size
+from lstm_lab.checks import check_size
+from lstm_lab.nn.base import check_input
 from lstm_lab.scratch.attention import sinusoidal_positions as _sinusoidal_positions_np
 
 # ----------------------------------------------------------------------------- the function

@@ -12,13 +12,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from lstm_lab.checks import check_size
 from lstm_lab.nn.torch_layout import check_convertible, params_from_torch, params_to_torch, torch_weights
-
-
-def check_size(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return int(value)
 
 
 def check_input(

@@ -40,7 +40,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lstm_lab.nn.base import check_input, check_size, check_state_tuple
+from lstm_lab.checks import check_size
+from lstm_lab.nn.base import check_input, check_state_tuple
 from lstm_lab.nn.ssm import (
     SCAN_METHODS,
     A_from_log,

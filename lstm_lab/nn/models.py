@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from lstm_lab.nn.base import check_size
+from lstm_lab.checks import check_int, check_size
 from lstm_lab.nn.mamba import LTIBlock, MambaBlock
 
 BLOCKS = ("selective", "lti")
@@ -99,8 +99,7 @@ def selective_deltas(model: SSMTokenModel, tokens: torch.Tensor, layer: int = 0)
     """
     if model.block != "selective":
         raise ValueError("selective_deltas needs a model with block='selective' (an LTI block has one delta)")
-    if isinstance(layer, bool) or not isinstance(layer, int) or not 0 <= layer < model.n_layers:
-        raise ValueError(f"layer must be an int in [0, {model.n_layers}), got {layer!r}")
+    layer = check_int(layer, "layer", minimum=0, maximum=model.n_layers - 1)
     device = next(model.parameters()).device
     x = model.embedding(tokens.to(device))  # (b, t, d)
     for norm, block in zip(model.norms[:layer], model.blocks[:layer]):

@@ -52,6 +52,8 @@ import math
 import torch
 from torch.autograd.function import once_differentiable
 
+from lstm_lab.checks import check_size
+
 METHODS = ("auto", "sequential", "parallel", "chunked")
 
 # Measured on the 2-core CPU with benchmarks/scan_speed.py and a grid of (t, width) shapes,
@@ -139,8 +141,8 @@ def _check_inputs(a, b, h0, method, chunk_size) -> None:
             raise TypeError(f"h0 must have b's dtype {b.dtype} and device {b.device}, got {h0.dtype} on {h0.device}")
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; valid methods are {', '.join(map(repr, METHODS))}")
-    if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1):
-        raise ValueError(f"chunk_size must be a positive int or None, got {chunk_size!r}")
+    if chunk_size is not None:
+        check_size(chunk_size, "chunk_size")
 
 
 # ----------------------------------------------------------------------------- forward kernels

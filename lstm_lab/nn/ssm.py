@@ -44,6 +44,7 @@ import math
 
 import torch
 
+from lstm_lab.checks import check_size
 from lstm_lab.nn.scan import linear_scan
 
 DISCRETIZATIONS = ("zoh_a_euler_b", "zoh")
@@ -94,9 +95,7 @@ def _check_A(A) -> torch.Tensor:
 # ----------------------------------------------------------------------------- continuous time
 def s4d_real_A_log(d: int, n: int, *, dtype=None, device=None) -> torch.Tensor:
     """The S4D-real initialisation as ``A_log`` (d, n): A = -exp(A_log) has A[:, k] = -(k + 1)."""
-    for name, v in (("d", d), ("n", n)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise ValueError(f"{name} must be a positive int, got {v!r}")
+    d, n = check_size(d, "d"), check_size(n, "n")
     k = torch.arange(1, n + 1, dtype=dtype or torch.get_default_dtype(), device=device)  # (n,)
     return torch.log(k).expand(d, n).clone()  # (d, n)
 
@@ -213,8 +212,7 @@ def lti_kernel(A_bar: torch.Tensor, B_bar: torch.Tensor, C: torch.Tensor, t: int
     _check_shape(B_bar, "B_bar", tuple(A_bar.shape), "(d, n)")
     _check_shape(C, "C", tuple(A_bar.shape), "(d, n)")
     _check_same({"B_bar": B_bar, "C": C}, A_bar, "A_bar")
-    if isinstance(t, bool) or not isinstance(t, int) or t < 1:
-        raise ValueError(f"t must be a positive int, got {t!r}")
+    t = check_size(t, "t")
     ones = torch.ones_like(A_bar)[..., None]  # (d, n, 1)
     powers = torch.cat([ones, A_bar[..., None].expand(*A_bar.shape, t - 1)], dim=-1).cumprod(-1)  # A_bar^k (d, n, t)
     return torch.einsum("dn,dnk->dk", C * B_bar, powers)  # eq-ssm-kernel  (d, t)

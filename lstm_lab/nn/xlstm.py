@@ -46,7 +46,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lstm_lab.nn.base import add_parameters, check_input, check_size, check_state_tuple, uniform_init
+from lstm_lab.checks import check_size
+from lstm_lab.nn.base import add_parameters, check_input, check_state_tuple, uniform_init
 
 __all__ = ["SLSTMCell", "SLSTM", "MLSTM", "stabilised_floor"]
 

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from lstm_lab.checks import check_size
+
 
 def _check_qkv(q, k, v):
     """q, k, v as float arrays with matching d_k and t_k and broadcastable leading axes."""
@@ -113,9 +115,7 @@ def sinusoidal_positions(t: int, d: int) -> np.ndarray:
 
     Column 2i holds sin(p / 10000^(2i/d)) and column 2i+1 holds cos of the same angle; d must be even.
     """
-    for name, value in (("t", t), ("d", d)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
+    t, d = check_size(t, "t"), check_size(d, "d")
     if d % 2:
         raise ValueError(f"d must be even (sin and cos columns come in pairs), got d = {d}")
     p = np.arange(t, dtype=np.float64)[:, None]  # (t, 1)
