@@ -103,7 +103,7 @@ def chain_gradient(dh_last: np.ndarray, jacobians: np.ndarray) -> np.ndarray:
     g = np.empty((b, t, h), dtype=np.result_type(dh_last, jacobians))
     g[:, -1] = dh_last
     for s in range(t - 1, 0, -1):
-        g[:, s - 1] = np.einsum("bj,bji->bi", g[:, s], jacobians[:, s])  # (b, h): g J
+        g[:, s - 1] = np.einsum("bj,bji->bi", g[:, s], jacobians[:, s])  # eq-vg-chain  g J  (b, h)
     return g
 
 
@@ -114,7 +114,7 @@ def gradient_bound(W_hh: np.ndarray, lags, gamma: float = 1.0) -> np.ndarray:
     ``lags``.
     """
     sigma_max = np.linalg.norm(np.asarray(W_hh, dtype=float), ord=2)  # largest singular value
-    return (gamma * sigma_max) ** np.asarray(lags, dtype=float)
+    return (gamma * sigma_max) ** np.asarray(lags, dtype=float)  # eq-vg-bound
 
 
 def clip_by_norm(grads: Sequence[np.ndarray] | Mapping[str, np.ndarray], tau: float):
@@ -129,7 +129,7 @@ def clip_by_norm(grads: Sequence[np.ndarray] | Mapping[str, np.ndarray], tau: fl
         raise ValueError(f"tau must be positive, got {tau!r}")
     items = list(grads.values()) if isinstance(grads, Mapping) else list(grads)
     norm = float(np.sqrt(sum(np.sum(np.square(g, dtype=float)) for g in items)))
-    scale = min(1.0, tau / norm) if norm > 0 else 1.0
+    scale = min(1.0, tau / norm) if norm > 0 else 1.0  # eq-vg-clip  min(1, tau / ||g||)
     if isinstance(grads, Mapping):
         return {k: np.asarray(g) * scale for k, g in grads.items()}, norm
     return [np.asarray(g) * scale for g in items], norm

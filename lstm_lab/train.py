@@ -178,6 +178,7 @@ def sequence_cross_entropy(model, x, y, mask=None):
     out, _ = model(x)
     if mask is not None:
         y = y.masked_fill(~mask.bool(), IGNORE_INDEX)
+    # eq-rnn-loss: the mean over the counted steps of -log softmax(y_t)[target]
     return torch.nn.functional.cross_entropy(out.flatten(0, 1), y.flatten(), ignore_index=IGNORE_INDEX)
 
 

@@ -447,3 +447,16 @@ def test_figure_names_are_unique_across_the_book():
     names = [c.metadata["mystnb"]["figure"]["name"] for p in NOTEBOOKS for c in _nb(p).cells
              if c.metadata.get("mystnb", {}).get("figure", {}).get("name")]
     assert len(names) == len(set(names)) >= 30
+
+
+def test_every_labelled_equation_has_a_home_in_the_code():
+    """Each label of the book is cited, in a comment, on a line of the function that computes it;
+    lstm_lab/README.md lists them (``make sync`` writes it; test_sync_is_up_to_date checks it)."""
+    homes = course.equation_homes()
+    equations = course.book_equations()
+    assert set(equations) == {label for labels in _equations().values() for label in labels if label}
+    homeless = sorted(set(equations) - set(homes))
+    assert not homeless, f"labels no function of lstm_lab cites in a comment: {homeless}"
+    strays = sorted(set(homes) - set(equations))
+    assert not strays, f"comments in lstm_lab cite labels the book does not have: {strays}"
+    assert "**nowhere**" not in course.equation_map_text()

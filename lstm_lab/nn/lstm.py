@@ -73,19 +73,19 @@ class LSTMLayer(RecurrentLayer):
                 return a
 
             if spec.input_gate:
-                i = torch.sigmoid(pre("i") + (c_prev * self.p_i if peep else 0))  # eq-lstm-input
+                i = torch.sigmoid(pre("i") + (c_prev * self.p_i if peep else 0))  # eq-lstm-input, eq-peephole-input
             else:
                 i = ones
             if spec.coupled:
                 f = 1 - i  # eq-cifg
             elif spec.forget_gate:
-                f = torch.sigmoid(pre("f") + (c_prev * self.p_f if peep else 0))  # eq-lstm-forget
+                f = torch.sigmoid(pre("f") + (c_prev * self.p_f if peep else 0))  # eq-lstm-forget, eq-peephole-forget
             else:
                 f = ones
             g = torch.tanh(pre("g")) if spec.input_activation else pre("g")  # eq-lstm-candidate
             c = f * c_prev + i * g  # eq-lstm-cell
             if spec.output_gate:
-                o = torch.sigmoid(pre("o") + (c * self.p_o if peep else 0))  # eq-lstm-output
+                o = torch.sigmoid(pre("o") + (c * self.p_o if peep else 0))  # eq-lstm-output, eq-peephole-output
             else:
                 o = ones
             h_prev = o * (torch.tanh(c) if spec.output_activation else c)  # eq-lstm-hidden

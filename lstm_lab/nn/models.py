@@ -53,7 +53,7 @@ class SequenceModel(nn.Module):
                 raise TypeError(f"x must be integer tokens of shape (b, t), got {x.dtype} {tuple(x.shape)}")
             x = self.embed(x)  # (b, t, d)
         out, state = self.core(x, state)  # (b, t, h)
-        return self.head(out), state  # (b, t, output_size)
+        return self.head(out), state  # eq-rnn-readout  y_t = h_t W_hy + b_y  (b, t, output_size)
 
 
 class SSMTokenModel(nn.Module):

@@ -28,19 +28,20 @@ def sigmoid(x):
     """
     x = as_float_array(x, "x")
     z = np.exp(-np.abs(x))  # in (0, 1]: never overflows
+    # eq-sigmoid for x >= 0; for x < 0 the same value as 1 - sigma(-x) (eq-sigmoid-symmetry)
     return np.where(x >= 0, 1.0 / (1.0 + z), z / (1.0 + z)).astype(x.dtype, copy=False)
 
 
 def dsigmoid(s):
     """Derivative of the sigmoid written in terms of its output ``s = sigmoid(x)``: ``s (1 - s)``."""
     s = as_float_array(s, "s")
-    return s * (1.0 - s)
+    return s * (1.0 - s)  # eq-sigmoid-derivative
 
 
 def tanh(x):
     """Hyperbolic tangent, eq. ``eq-tanh``; elementwise, any shape. ``tanh(x) = 2 sigmoid(2x) - 1``."""
     x = as_float_array(x, "x")
-    return np.tanh(x)
+    return np.tanh(x)  # eq-tanh, which equals 2 sigma(2x) - 1 (eq-tanh-sigmoid)
 
 
 def dtanh(t):

@@ -109,19 +109,19 @@ def lstm_forward(x, params, h0=None, c0=None, *, variant: str = "vanilla", gates
 
         peep = spec.peepholes
         if spec.input_gate:
-            i = sigmoid(pre("i") + (c_prev * p["p_i"] if peep else 0))  # eq-lstm-input
+            i = sigmoid(pre("i") + (c_prev * p["p_i"] if peep else 0))  # eq-lstm-input, eq-peephole-input
         else:
             i = ones
         if spec.coupled:
             f = 1.0 - i  # eq-cifg
         elif spec.forget_gate:
-            f = sigmoid(pre("f") + (c_prev * p["p_f"] if peep else 0))  # eq-lstm-forget
+            f = sigmoid(pre("f") + (c_prev * p["p_f"] if peep else 0))  # eq-lstm-forget, eq-peephole-forget
         else:
             f = ones
         g = np.tanh(pre("g")) if spec.input_activation else pre("g")  # eq-lstm-candidate
         c = f * c_prev + i * g  # eq-lstm-cell
         if spec.output_gate:
-            o = sigmoid(pre("o") + (c * p["p_o"] if peep else 0))  # eq-lstm-output
+            o = sigmoid(pre("o") + (c * p["p_o"] if peep else 0))  # eq-lstm-output, eq-peephole-output
         else:
             o = ones
         act_c = np.tanh(c) if spec.output_activation else c
@@ -180,7 +180,7 @@ def lstm_backward(dhs, cache, dc_last=None):
         dh = dhs[:, step] + dh_next
         dh_total[:, step] = dh
         # h_t = o_t * act(c_t)
-        dc = dc_next + dh * o * ((1.0 - act_c**2) if spec.output_activation else 1.0)
+        dc = dc_next + dh * o * ((1.0 - act_c**2) if spec.output_activation else 1.0)  # eq-lstm-cell-gradient
         if spec.output_gate:
             do = dh * act_c + dgate_next["o"]
             dpre["o"][:, step] = do_pre = do * o * (1.0 - o)
@@ -189,7 +189,7 @@ def lstm_backward(dhs, cache, dc_last=None):
         dc_total[:, step] = dc
         # c_t = f_t * c_{t-1} + i_t * g_t
         dg = dc * i
-        dc_prev = dc * f
+        dc_prev = dc * f  # eq-lstm-cell-gradient: what reaches c_{t-1} through f_t
         if spec.input_gate:
             di = dc * g + dgate_next["i"]
             if spec.coupled:

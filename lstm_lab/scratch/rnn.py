@@ -77,8 +77,8 @@ def rnn_backward(dhs, cache):
         da[:, step] = dh * (1.0 - hs[:, step] ** 2)  # tanh' = 1 - h_t^2
         dh_next = da[:, step] @ p["W_hh"].T
     return {
-        "W_xh": np.einsum("btd,bth->dh", x, da),
-        "W_hh": np.einsum("btk,bth->kh", h_prevs, da),
+        "W_xh": np.einsum("btd,bth->dh", x, da),  # eq-rnn-bptt-weights  sum_t x_t^T dL/da_t  (d, h)
+        "W_hh": np.einsum("btk,bth->kh", h_prevs, da),  # eq-rnn-bptt-weights  sum_t h_{t-1}^T dL/da_t  (h, h)
         "b_h": da.sum(axis=(0, 1)),
         "x": da @ p["W_xh"].T,
         "h0": dh_next,
