@@ -30,8 +30,8 @@ B, T, D, H = 32, 128, 256, 256
 def make_contenders(device: torch.device):
     torch.manual_seed(0)
     ref = torch.nn.LSTM(D, H, batch_first=True).to(device)
-    fused = LSTM.from_torch(ref, impl="fused")
-    cell = LSTM.from_torch(ref, impl="cell")
+    fused = LSTM.from_torch(ref, method="fused")
+    cell = LSTM.from_torch(ref, method="cell")
     x = torch.randn(B, T, D, device=device, requires_grad=True)
 
     def torch_step(model):

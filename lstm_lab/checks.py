@@ -30,3 +30,13 @@ def check_int(value, name: str, *, minimum: int = 1, maximum: int | None = None)
 def check_size(value, name: str) -> int:
     """A size, a count or a length: a positive int."""
     return check_int(value, name, minimum=1)
+
+
+def check_method(value, allowed, name: str = "method") -> str:
+    """One of ``allowed``: the algorithm a function or module uses. Everywhere in ``lstm_lab``
+    this choice is called ``method`` and, for a module, made once in its constructor."""
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a str, one of {', '.join(map(repr, allowed))}; got {type(value).__name__}")
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, allowed))}, got {value!r}")
+    return value

@@ -7,7 +7,7 @@ inputs (s, b, t, d), outputs (s, b, t, k).
 - :class:`SeedEnsemble` trains ``s`` copies of one model, each initialised from its own
   seed, side by side with :func:`torch.func.vmap`. With Adam this is the same computation
   as ``s`` separate runs (each member's gradient is the gradient of its own loss), but one
-  Python loop drives all of them, which matters for the readable ``impl="cell"`` LSTM,
+  Python loop drives all of them, which matters for the readable ``method="cell"`` LSTM,
   whose cost is mostly Python overhead per time step.
 - :func:`run_odyssey` trains every LSTM variant of a list with several seeds and returns an
   :class:`OdysseyResult` (a table and the raw numbers); :func:`lstm_lab.plotting.plot_odyssey` draws it.
@@ -226,7 +226,7 @@ def run_odyssey(
     ----------
     make_model
         ``make_model(variant)`` builds one model, e.g.
-        ``lambda v: SequenceModel(LSTM(8, 16, variant=v, impl="cell"), 4)``.
+        ``lambda v: SequenceModel(LSTM(8, 16, variant=v, method="cell"), 4)``.
     make_batch
         ``make_batch(rng)`` returns one batch ``(x, *targets)`` as for :func:`lstm_lab.train.train`.
     objective

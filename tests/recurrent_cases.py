@@ -48,12 +48,12 @@ def backward(family, dhs, cache):
     return {"rnn": scratch.rnn_backward, "lstm": scratch.lstm_backward, "gru": scratch.gru_backward}[family](dhs, cache)
 
 
-def torch_model(family, option, d, h, num_layers=1, bias=True, impl="cell"):
+def torch_model(family, option, d, h, num_layers=1, bias=True, method="cell"):
     if family == "rnn":
-        return lnn.RNN(d, h, num_layers, bias, impl=impl)
+        return lnn.RNN(d, h, num_layers, bias, method=method)
     if family == "lstm":
-        return lnn.LSTM(d, h, num_layers, bias, variant=option, impl=impl)
-    return lnn.GRU(d, h, num_layers, bias, form=option, impl=impl)
+        return lnn.LSTM(d, h, num_layers, bias, variant=option, method=method)
+    return lnn.GRU(d, h, num_layers, bias, form=option, method=method)
 
 
 def torch_state(family, option, states: dict):

@@ -78,9 +78,9 @@ def test_backward_leaves_every_tensor_it_was_given_unchanged(fn, name, make, b, 
 def test_fused_lstm_inside_a_residual_equals_the_cell(b, t):
     """y = lstm(u) + u, with gradients on the outputs and on both final states."""
     grads = {}
-    for impl in ("cell", "fused"):
+    for method in ("cell", "fused"):
         torch.manual_seed(0)
-        model = LSTM(4, 4, impl=impl).double()
+        model = LSTM(4, 4, method=method).double()
         torch.manual_seed(1)
         u = torch.randn(b, t, 4, dtype=torch.double, requires_grad=True)
         up = [torch.randn(b, t, 4, dtype=torch.double), torch.randn(1, b, 4, dtype=torch.double),
@@ -89,7 +89,7 @@ def test_fused_lstm_inside_a_residual_equals_the_cell(b, t):
         out, (h_n, c_n) = model(u)
         torch.autograd.backward([out + u, h_n, c_n], up)
         for x, k in zip(up, kept):
-            assert_close(x, k, rtol=0, atol=0, msg=f"{impl}: the caller's upstream gradient changed")
-        grads[impl] = [u.grad, *(p.grad for p in model.parameters())]
+            assert_close(x, k, rtol=0, atol=0, msg=f"{method}: the caller's upstream gradient changed")
+        grads[method] = [u.grad, *(p.grad for p in model.parameters())]
     for g_fused, g_cell in zip(grads["fused"], grads["cell"]):
         assert_close(g_fused, g_cell, rtol=1e-12, atol=1e-12)

@@ -23,8 +23,8 @@ def _setup(seed=0):
 
 
 @pytest.mark.equation("eq-rnn")
-@pytest.mark.parametrize("impl", ["numpy", "cell", "torch"])
-def test_rnn_step_is_tanh_of_input_plus_recurrence(impl):
+@pytest.mark.parametrize("method", ["numpy", "cell", "torch"])
+def test_rnn_step_is_tanh_of_input_plus_recurrence(method):
     _, p, x, h0 = _setup()
     # the equation, one step at a time
     expected = np.empty((B, T, H))
@@ -32,10 +32,10 @@ def test_rnn_step_is_tanh_of_input_plus_recurrence(impl):
     for t in range(T):
         h = np.tanh(x[:, t] @ p["W_xh"] + h @ p["W_hh"] + p["b_h"])
         expected[:, t] = h
-    if impl == "numpy":
+    if method == "numpy":
         hs, _ = rnn_forward(x, p, h0)
     else:
-        model = RNN(D, H, impl=impl).double().load_params(p)
+        model = RNN(D, H, method=method).double().load_params(p)
         hs, h_n = model(torch.from_numpy(x), torch.from_numpy(h0)[None])
         assert_allclose(h_n[0].detach().numpy(), expected[:, -1], rtol=1e-12, atol=1e-13)
         hs = hs.detach().numpy()

@@ -69,8 +69,8 @@ def test_step_jacobian_is_diag_slope_times_W_hh_transposed():
             up, _ = scratch.rnn_forward(x[:, s : s + 1], params, prev[:, s] + e)
             down, _ = scratch.rnn_forward(x[:, s : s + 1], params, prev[:, s] - e)
             assert_allclose(J[:, s, :, i], (up[:, 0] - down[:, 0]) / (2 * eps), rtol=1e-6, atol=1e-9)
-    # 3. PyTorch autograd on one step of lstm_lab.nn.RNN(impl="cell"), float64
-    model = RNN(2, h, impl="cell").double().load_params(params)
+    # 3. PyTorch autograd on one step of lstm_lab.nn.RNN(method="cell"), float64
+    model = RNN(2, h, method="cell").double().load_params(params)
     for n in range(b):
         def step(h_prev, n=n, s=4):
             out, _ = model(torch.from_numpy(x[n : n + 1, s : s + 1]), h_prev.reshape(1, 1, h))
@@ -104,7 +104,7 @@ def test_gradient_through_time_is_a_product_of_jacobians():
         # and one more Jacobian reaches the initial state
         assert_allclose(grads["h0"][n], grads["hs"][n, 0] @ J[n, 0], rtol=1e-12, atol=1e-15)
     # PyTorch autograd, keeping the grad of every hidden state of a step-by-step run
-    model = RNN(2, h, impl="cell").double().load_params(params)
+    model = RNN(2, h, method="cell").double().load_params(params)
     state = torch.from_numpy(h0)[None]
     states = []
     for s in range(t):

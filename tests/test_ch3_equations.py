@@ -81,10 +81,10 @@ def test_cell_gradient_recurrence(run):
 
 @pytest.mark.equation("eq-lstm-forget", "eq-lstm-input", "eq-lstm-candidate", "eq-lstm-cell",
                       "eq-lstm-output", "eq-lstm-hidden")
-@pytest.mark.parametrize("impl", ["cell", "fused", "torch"])
-def test_pytorch_models_compute_the_same_equations(run, impl):
+@pytest.mark.parametrize("method", ["cell", "fused", "torch"])
+def test_pytorch_models_compute_the_same_equations(run, method):
     params, x, hs, *_ = run
     ref, _ = scratch.lstm_forward(x, params)
-    model = LSTM(4, 5, impl=impl).double().load_params(params)
+    model = LSTM(4, 5, method=method).double().load_params(params)
     out, _ = model(torch.from_numpy(x))
     assert_allclose(out.detach().numpy(), ref, rtol=1e-12, atol=1e-13)

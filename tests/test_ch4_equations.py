@@ -73,7 +73,7 @@ def peephole():
 
 
 def _torch_lstm(variant, p, x, h0, c0):
-    model = LSTM(D, H, variant=variant, impl="cell").double().load_params(p)
+    model = LSTM(D, H, variant=variant, method="cell").double().load_params(p)
     state = (torch.from_numpy(h0)[None], torch.from_numpy(c0)[None])
     with torch.no_grad():
         return model(torch.from_numpy(x), state)[0].numpy()
@@ -140,8 +140,8 @@ def gru_run(request):
     return form, x, p, h0, hs, cache, reference_gru(x, p, h0, form)
 
 
-def _torch_gru(form, p, x, h0, impl="cell"):
-    model = GRU(D, H, form=form, impl=impl).double().load_params(p)
+def _torch_gru(form, p, x, h0, method="cell"):
+    model = GRU(D, H, form=form, method=method).double().load_params(p)
     with torch.no_grad():
         return model(torch.from_numpy(x), torch.from_numpy(h0)[None])[0].numpy()
 

@@ -29,10 +29,10 @@ def _x(seed, scale=1.0):
 
 
 @pytest.mark.equation("eq-mingru")
-@pytest.mark.parametrize("mode", ["sequential", "parallel"])
-def test_mingru_is_the_book_equation(mode):
+@pytest.mark.parametrize("method", ["sequential", "parallel"])
+def test_mingru_is_the_book_equation(method):
     torch.manual_seed(0)
-    model = MinGRU(d, h).double()
+    model = MinGRU(d, h, method=method).double()
     P = _np(model)
     x, h0 = _x(0)
     state, expected = h0, []
@@ -41,16 +41,16 @@ def test_mingru_is_the_book_equation(mode):
         h_tilde = x[:, s] @ P["W_xh"] + P["b_h"]
         state = (1 - z) * state + z * h_tilde
         expected.append(state)
-    hs, h_T = model(torch.from_numpy(x), torch.from_numpy(h0), mode=mode)
+    hs, h_T = model(torch.from_numpy(x), torch.from_numpy(h0))
     assert_allclose(hs.detach().numpy(), np.stack(expected, 1), **TIGHT)
     assert_allclose(h_T.detach().numpy(), expected[-1], **TIGHT)
 
 
 @pytest.mark.equation("eq-minlstm")
-@pytest.mark.parametrize("mode", ["sequential", "parallel"])
-def test_minlstm_is_the_book_equation(mode):
+@pytest.mark.parametrize("method", ["sequential", "parallel"])
+def test_minlstm_is_the_book_equation(method):
     torch.manual_seed(1)
-    model = MinLSTM(d, h).double()
+    model = MinLSTM(d, h, method=method).double()
     P = _np(model)
     x, h0 = _x(1)
     state, expected = h0, []
@@ -61,7 +61,7 @@ def test_minlstm_is_the_book_equation(mode):
         assert_allclose(f_n + i_n, 1.0, rtol=1e-15)
         state = f_n * state + i_n * (x[:, s] @ P["W_xh"] + P["b_h"])
         expected.append(state)
-    hs, _ = model(torch.from_numpy(x), torch.from_numpy(h0), mode=mode)
+    hs, _ = model(torch.from_numpy(x), torch.from_numpy(h0))
     assert_allclose(hs.detach().numpy(), np.stack(expected, 1), **TIGHT)
 
 
@@ -127,12 +127,12 @@ def test_slstm_stabiliser_is_the_book_equation_and_rescales_the_state(forget_gat
 
 
 @pytest.mark.equation("eq-mlstm")
-@pytest.mark.parametrize("mode", ["recurrent", "parallel"])
-def test_mlstm_is_the_book_equation(mode):
+@pytest.mark.parametrize("method", ["sequential", "parallel"])
+def test_mlstm_is_the_book_equation(method):
     torch.manual_seed(4)
     nh, hid = 2, 6
     dh = hid // nh
-    model = MLSTM(d, hid, n_heads=nh, forget_gate="sigmoid").double()
+    model = MLSTM(d, hid, n_heads=nh, forget_gate="sigmoid", method=method).double()
     P = _np(model)
     x, _ = _x(4)
     out = np.zeros((b, t, hid))
@@ -151,5 +151,5 @@ def test_mlstm_is_the_book_equation(mode):
             num = np.einsum("bvk,bk->bv", C, q)
             den = np.maximum(np.abs((n * q).sum(-1)), 1.0)
             out[:, s, cols] = o * num / den[:, None]
-    hs, _ = model(torch.from_numpy(x), mode=mode)
+    hs, _ = model(torch.from_numpy(x))
     assert_allclose(hs.detach().numpy(), out, rtol=1e-9, atol=1e-12)

@@ -34,7 +34,7 @@ from lstm_lab.train import History, train  # noqa: E402
 
 
 def small(variant="peephole"):
-    return SequenceModel(LSTM(8, 6, variant=variant, impl="cell"), 4)
+    return SequenceModel(LSTM(8, 6, variant=variant, method="cell"), 4)
 
 
 def test_ensemble_members_are_the_seeded_models():
@@ -63,22 +63,22 @@ def test_ensemble_forward_runs_each_member_on_its_own_batch():
         ens(torch.randn(2, 4, 5, 8))
 
 
-@pytest.mark.parametrize("impl", ["auto", "cell"])
-def test_the_docstring_ensemble_runs_with_the_default_impl(impl):
+@pytest.mark.parametrize("method", ["auto", "cell"])
+def test_the_docstring_ensemble_runs_with_the_default_impl(method):
     """SeedEnsemble's own example, ``lambda: SequenceModel(LSTM(8, 16), 4)``: under vmap an
     "auto" LSTM runs the cell (aten::lstm has no batching rule), the same function."""
-    ens = SeedEnsemble(lambda: SequenceModel(LSTM(8, 16, impl=impl), 4), seeds=(0, 1))
+    ens = SeedEnsemble(lambda: SequenceModel(LSTM(8, 16, method=method), 4), seeds=(0, 1))
     x = torch.randn(2, 3, 5, 8)
     out = ens(x)
     for j in range(2):
         with torch.no_grad():
             torch.testing.assert_close(out[j], ens.member(j)(x[j])[0], rtol=1e-5, atol=1e-6)
-    assert ens.member(0).core.layers[0].impl == ("torch" if impl == "auto" else "cell")
+    assert ens.member(0).core.layers[0].method == ("torch" if method == "auto" else "cell")
 
 
 def test_an_explicit_torch_kernel_under_vmap_gets_a_clear_error():
-    ens = SeedEnsemble(lambda: SequenceModel(LSTM(8, 16, impl="torch"), 4), seeds=(0, 1))
-    with pytest.raises(ValueError, match="impl='torch' cannot run under torch.func.vmap"):
+    ens = SeedEnsemble(lambda: SequenceModel(LSTM(8, 16, method="torch"), 4), seeds=(0, 1))
+    with pytest.raises(ValueError, match="method='torch' cannot run under torch.func.vmap"):
         ens(torch.randn(2, 3, 5, 8))
 
 
@@ -186,7 +186,7 @@ def test_long_range_accuracy_scores_only_the_long_range_steps():
 
 def test_cell_state_norms_use_the_numpy_lstm():
     seed_everything(0)
-    model = SequenceModel(LSTM(7, 5, variant="NFG", impl="cell"), 7)
+    model = SequenceModel(LSTM(7, 5, variant="NFG", method="cell"), 7)
     x = continual_embedded_reber(batch_size=3, length=400, seed=1)["x"]
     norms = cell_state_norms(model, x)
     _, cache = scratch.lstm_forward(x.astype(float), model.core.scratch_params(), variant="NFG")

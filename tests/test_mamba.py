@@ -56,7 +56,7 @@ def _reference(m: MambaBlock, u: torch.Tensor) -> torch.Tensor:
 @pytest.mark.parametrize("d_conv", [1, 4])
 @pytest.mark.parametrize("method", ["sequential", "parallel"])
 def test_forward_equals_independent_reference(d_conv, method):
-    m = _block(d_conv=d_conv, scan_method=method)
+    m = _block(d_conv=d_conv, method=method)
     u = _x()
     out = m(u)
     assert out.shape == u.shape and out.dtype == torch.float64
@@ -83,7 +83,7 @@ def test_initialisation_follows_mamba():
 
 @pytest.mark.parametrize("d_conv", [1, 2, 4])
 def test_step_by_step_equals_forward(d_conv):
-    m = _block(d_conv=d_conv, scan_method="sequential")
+    m = _block(d_conv=d_conv, method="sequential")
     u = _x(t=8)
     u_copy = u.clone()
     full = m(u)
@@ -100,7 +100,7 @@ def test_step_by_step_equals_forward(d_conv):
 
 
 def test_prompt_state_then_steps_equals_forward():
-    m = _block(scan_method="parallel")
+    m = _block(method="parallel")
     u = _x(t=10)
     full = m(u)
     out, state = m(u[:, :6], return_state=True)
@@ -126,7 +126,7 @@ def test_scan_methods_agree_outputs_and_gradients(dtype, tol):
     u = _x(t=40, dtype=dtype)
     results = []
     for method in ("sequential", "parallel", "chunked", "auto"):
-        m = _block(dtype=dtype, scan_method=method)
+        m = _block(dtype=dtype, method=method)
         ui = u.clone().requires_grad_()
         out = m(ui)
         (out * torch.cos(out)).sum().backward()
@@ -181,17 +181,17 @@ def test_errors():
         m.step(_x()[:, 0], torch.zeros(2, 12, 3))
     with pytest.raises(ValueError, match="d_model must be a positive int"):
         MambaBlock(0)
-    with pytest.raises(ValueError, match="scan_method must be one of"):
-        MambaBlock(4, scan_method="fast")
+    with pytest.raises(ValueError, match="method must be one of"):
+        MambaBlock(4, method="fast")
     with pytest.raises(ValueError, match="dt_min"):
         MambaBlock(4, dt_min=0.2, dt_max=0.1)
 
 
 @pytest.mark.gpu
 def test_cuda_matches_cpu():
-    m = _block(dtype=torch.float32, scan_method="parallel")
+    m = _block(dtype=torch.float32, method="parallel")
     u = _x(dtype=torch.float32)
-    m_gpu = _block(dtype=torch.float32, scan_method="parallel").cuda()
+    m_gpu = _block(dtype=torch.float32, method="parallel").cuda()
     out = m_gpu(u.cuda())
     assert out.device.type == "cuda"
     assert_close(out.cpu(), m(u), rtol=1e-4, atol=1e-5)

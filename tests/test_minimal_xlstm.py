@@ -20,6 +20,16 @@ def _grads(loss, tensors):
     return torch.autograd.grad(loss, tensors)
 
 
+def run(m, *args, method):
+    """``m(*args)`` with ``method`` for this call (a module's method is an attribute its
+    constructor sets), so that two methods run on the same weights."""
+    old, m.method = m.method, method
+    try:
+        return m(*args)
+    finally:
+        m.method = old
+
+
 # ============================================================================ minGRU / minLSTM
 def test_mingru_sequential_is_the_formula():
     torch.manual_seed(1)
@@ -31,7 +41,7 @@ def test_mingru_sequential_is_the_formula():
         h = (1 - z) * h + z * (x[:, s] @ m.W_xh + m.b_h)
         expected.append(h)
     for mode in ("sequential", "parallel"):
-        assert_close(m(x, h0, mode=mode)[0], torch.stack(expected, 1), **TIGHT)
+        assert_close(run(m, x, h0, method=mode)[0], torch.stack(expected, 1), **TIGHT)
 
 
 def test_minlstm_sequential_is_the_formula():
@@ -45,7 +55,7 @@ def test_minlstm_sequential_is_the_formula():
         h = f / (f + i) * h + i / (f + i) * (x[:, s] @ m.W_xh + m.b_h)
         expected.append(h)
     for mode in ("sequential", "parallel"):
-        assert_close(m(x, h0, mode=mode)[0], torch.stack(expected, 1), **TIGHT)
+        assert_close(run(m, x, h0, method=mode)[0], torch.stack(expected, 1), **TIGHT)
 
 
 GRID = list(itertools.product([MinGRU, MinLSTM], [1, 2, 45], [False, True], ["auto", "parallel", "chunked"]))
@@ -58,18 +68,18 @@ GRID = list(itertools.product([MinGRU, MinLSTM], [1, 2, 45], [False, True], ["au
 )
 def test_min_parallel_equals_sequential_float64_with_gradients(cls, t, with_h0, method):
     torch.manual_seed(3)
-    m = cls(3, 5, scan_method=method).double()
+    m = cls(3, 5, method=method).double()
     x = torch.randn(2, t, 3, dtype=torch.double, requires_grad=True)
     h0 = torch.randn(2, 5, dtype=torch.double, requires_grad=True) if with_h0 else None
     upstream = torch.randn(2, t, 5, dtype=torch.double)
     inputs = [x, *([h0] if with_h0 else []), *m.parameters()]
     results = {}
-    for mode in ("sequential", "parallel"):
-        hs, h_T = m(x, h0, mode=mode)
+    for form in ("sequential", method):
+        hs, h_T = run(m, x, h0, method=form)
         assert_close(h_T, hs[:, -1], rtol=0, atol=0)
-        results[mode] = (hs, _grads((hs * upstream).sum(), inputs))
-    assert_close(results["parallel"][0], results["sequential"][0], **TIGHT)
-    for g_par, g_seq in zip(results["parallel"][1], results["sequential"][1]):
+        results[form] = (hs, _grads((hs * upstream).sum(), inputs))
+    assert_close(results[method][0], results["sequential"][0], **TIGHT)
+    for g_par, g_seq in zip(results[method][1], results["sequential"][1]):
         assert_close(g_par, g_seq, **TIGHT)
 
 
@@ -77,9 +87,9 @@ def test_min_parallel_equals_sequential_float64_with_gradients(cls, t, with_h0, 
 @pytest.mark.parametrize("cls", [MinGRU, MinLSTM])
 def test_min_parallel_equals_sequential_float32_long(cls, method):
     torch.manual_seed(4)
-    m = cls(4, 8, scan_method=method)
+    m = cls(4, 8, method=method)
     x = torch.randn(2, 4096, 4)
-    par, seq = m(x)[0], m(x, mode="sequential")[0]
+    par, seq = m(x)[0], run(m, x, method="sequential")[0]
     assert par.dtype == torch.float32
     assert_close(par, seq, **F32)
 
@@ -98,7 +108,7 @@ def test_min_missing_h0_is_zeros_and_steps_equal_whole(cls):
     assert_close(torch.cat(outs, 1), whole, **TIGHT)
     assert_close(h, h_T, **TIGHT)
     x_before = x.clone()
-    m(x, mode="sequential")
+    run(m, x, method="sequential")
     assert torch.equal(x, x_before)
 
 
@@ -108,7 +118,7 @@ def test_minlstm_parallel_is_finite_for_saturated_gates():
         m.b_f.fill_(80.0)
         m.b_i.fill_(-80.0)
     x = torch.randn(1, 20, 2, dtype=torch.double)
-    assert_close(m(x)[0], m(x, mode="sequential")[0], **TIGHT)
+    assert_close(m(x)[0], run(m, x, method="sequential")[0], **TIGHT)
 
 
 @pytest.mark.parametrize("mode", ["sequential", "parallel"])
@@ -122,7 +132,7 @@ def test_minlstm_is_finite_and_right_when_both_gates_saturate(mode):
         m.b_i.fill_(-96.0)  # f' = sigma(1) = 0.73, i' = 0.27
     x = torch.randn(2, 6, 2)
     h0 = torch.randn(2, 3)
-    hs, _ = m(x, h0, mode=mode)
+    hs, _ = run(m, x, h0, method=mode)
     assert torch.isfinite(hs).all()
     m64 = MinLSTM(2, 3).double()
     m64.load_state_dict(m.double().state_dict())
@@ -142,9 +152,9 @@ def test_minlstm_is_finite_and_right_when_both_gates_saturate(mode):
         (lambda m: m(torch.zeros(2, 3, 3, dtype=torch.long)), TypeError, "floating"),
         (lambda m: m(torch.randn(2, 3, 3), torch.zeros(2, 5)), ValueError, "h0"),
         (lambda m: m(torch.randn(2, 3, 3), torch.zeros(2, 4).double()), TypeError, "h0"),
-        (lambda m: m(torch.randn(2, 3, 3), mode="scan"), ValueError, "mode"),
+        (lambda m: MinGRU(3, 4, method="scan"), ValueError, "method must be one of"),
         (lambda m: MinGRU(3, 0), ValueError, "hidden_size"),
-        (lambda m: MinGRU(3, 4, scan_method="log"), ValueError, "scan_method"),
+        (lambda m: MinGRU(3, 4, method=None), TypeError, "method must be a str"),
     ],
 )
 def test_min_errors(call, error, match):
@@ -271,8 +281,8 @@ def test_mlstm_one_head_is_the_formula():
     m = MLSTM(3, 4).double()
     x = torch.randn(2, 6, 3, dtype=torch.double)
     ref = _mlstm_reference(m, x)
-    for mode in ("recurrent", "parallel"):
-        assert_close(m(x, mode=mode)[0], ref, **TIGHT)
+    for mode in ("sequential", "parallel"):
+        assert_close(run(m, x, method=mode)[0], ref, **TIGHT)
 
 
 MGRID = list(itertools.product([1, 2], ["sigmoid", "exp"], [1, 9]))
@@ -287,7 +297,7 @@ def test_mlstm_forms_agree_with_gradients(n_heads, forget_gate, t):
     x = torch.randn(2, t, 3, dtype=torch.double, requires_grad=True)
     upstream = torch.randn(2, t, 8, dtype=torch.double)
     hs_r, (C_r, n_r, m_r) = m(x)
-    hs_p, (C_p, n_p, m_p) = m(x, mode="parallel")
+    hs_p, (C_p, n_p, m_p) = run(m, x, method="parallel")
     hs_u, (C_u, n_u, _) = plain(x)
     assert_close(hs_p, hs_r, **TIGHT)
     assert_close(hs_u, hs_r, **TIGHT)
@@ -306,14 +316,14 @@ def test_mlstm_forms_agree_with_gradients(n_heads, forget_gate, t):
         assert_close(a, b, **TIGHT)
 
 
-@pytest.mark.parametrize("mode", ["recurrent", "parallel"])
+@pytest.mark.parametrize("mode", ["sequential", "parallel"])
 def test_mlstm_state_carries_between_calls(mode):
     torch.manual_seed(11)
     m = MLSTM(3, 6, 2).double()
     x = torch.randn(2, 10, 3, dtype=torch.double)
     whole, final = m(x)
-    first, state = m(x[:, :3], mode=mode)
-    rest, state = m(x[:, 3:], state, mode=mode)
+    first, state = run(m, x[:, :3], method=mode)
+    rest, state = run(m, x[:, 3:], state, method=mode)
     assert_close(torch.cat([first, rest], 1), whole, **TIGHT)
     for a, b in zip(state, final):
         assert_close(a, b, **TIGHT)
@@ -323,25 +333,25 @@ def test_mlstm_float32_forms_agree_and_stabiliser_prevents_overflow():
     torch.manual_seed(12)
     m = MLSTM(4, 8, 2)
     x = torch.randn(3, 64, 4)
-    assert_close(m(x, mode="parallel")[0], m(x)[0], **F32)
+    assert_close(run(m, x, method="parallel")[0], m(x)[0], **F32)
     with torch.no_grad():
         m.b_i.fill_(120.0)  # i~ ~ 120: e^120 overflows float32
     plain = MLSTM(4, 8, 2, stabilised=False)
     plain.load_state_dict(m.state_dict())
     assert not torch.isfinite(plain(x)[0]).all()
-    for mode in ("recurrent", "parallel"):
-        hs, state = m(x, mode=mode)
+    for mode in ("sequential", "parallel"):
+        hs, state = run(m, x, method=mode)
         assert all(torch.isfinite(s).all() for s in (hs, *state))
     # with |n^T q| ~ e^120 >> 1, h = C q / |n^T q| can be ill-conditioned (n^T q near a sign change),
     # so the agreement in this regime is checked in float64, where e^120 does not overflow
     stab64, plain64, x64 = m.double(), plain.double(), x.double()
     assert torch.isfinite(plain64(x64)[0]).all()
-    for mode in ("recurrent", "parallel"):
-        assert_close(stab64(x64, mode=mode)[0], plain64(x64)[0], rtol=1e-8, atol=1e-8)
+    for mode in ("sequential", "parallel"):
+        assert_close(run(stab64, x64, method=mode)[0], plain64(x64)[0], rtol=1e-8, atol=1e-8)
 
 
 @pytest.mark.parametrize("dtype, i_bias", [(torch.float32, 110.0), (torch.float64, 760.0)])
-@pytest.mark.parametrize("mode", ["recurrent", "parallel"])
+@pytest.mark.parametrize("mode", ["sequential", "parallel"])
 def test_mlstm_zero_query_with_a_large_stabiliser_gives_zero_not_nan(mode, dtype, i_bias):
     """With q_t = 0 the output is C_t q_t / max(|n_t^T q_t|, 1) = 0. Stabilised, the floor 1 is
     e^{-m_t}, which underflows once m_t passes ~104 (float32) / ~745 (float64): 0/0 without
@@ -351,7 +361,7 @@ def test_mlstm_zero_query_with_a_large_stabiliser_gives_zero_not_nan(mode, dtype
     with torch.no_grad():
         m.W_xq.zero_()  # q_t = 0 for every input
         m.b_i.fill_(i_bias)  # i~_t ~ i_bias, so m_t ~ i_bias
-    hs, state = m(torch.randn(2, 5, 3, dtype=dtype), mode=mode)
+    hs, state = run(m, torch.randn(2, 5, 3, dtype=dtype), method=mode)
     assert (state[2] > i_bias - 10).all()
     assert_close(hs, torch.zeros_like(hs), rtol=0, atol=0)
 
@@ -360,10 +370,12 @@ def test_mlstm_errors():
     with pytest.raises(ValueError, match="n_heads"):
         MLSTM(3, 6, 4)
     m = MLSTM(3, 4, 2)
-    with pytest.raises(ValueError, match="mode"):
-        m(torch.randn(1, 2, 3), mode="chunked")
+    with pytest.raises(ValueError, match="method must be one of 'sequential', 'parallel'"):
+        run(m, torch.randn(1, 2, 3), method="chunked")
     with pytest.raises(ValueError, match="stabilised"):
-        MLSTM(3, 4, stabilised=False)(torch.randn(1, 2, 3), mode="parallel")
+        MLSTM(3, 4, stabilised=False, method="parallel")
+    with pytest.raises(ValueError, match="stabilised"):
+        run(MLSTM(3, 4, stabilised=False), torch.randn(1, 2, 3), method="parallel")
     with pytest.raises(ValueError, match="state C"):
         m(torch.randn(1, 2, 3), (torch.zeros(1, 2, 3, 3), torch.zeros(1, 2, 2), torch.zeros(1, 2)))
 
@@ -373,7 +385,7 @@ def test_mlstm_errors():
 def test_gpu_matches_cpu():
     torch.manual_seed(13)
     x = torch.randn(2, 300, 4, dtype=torch.double)
-    for model, kwargs in ((MinGRU(4, 8), {}), (MinLSTM(4, 8), {}), (MLSTM(4, 8, 2), dict(mode="parallel")),
+    for model, kwargs in ((MinGRU(4, 8), {}), (MinLSTM(4, 8), {}), (MLSTM(4, 8, 2, method="parallel"), {}),
                           (SLSTM(4, 8), {})):  # fmt: skip
         model = model.double()
         ref = model(x, **kwargs)[0]

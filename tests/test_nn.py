@@ -38,8 +38,8 @@ def _grad_blocks(kind, module, layer):
     return out
 
 
-IMPLS = ["RNN-cell", "RNN-torch", "LSTM-cell", "LSTM-fused", "LSTM-torch", "GRU-cell", "GRU-torch"]
-GRID = list(itertools.product(IMPLS, [1, 2], [True, False], [False, True], [1, 5]))
+LSTM_METHODS = ["RNN-cell", "RNN-torch", "LSTM-cell", "LSTM-fused", "LSTM-torch", "GRU-cell", "GRU-torch"]
+GRID = list(itertools.product(LSTM_METHODS, [1, 2], [True, False], [False, True], [1, 5]))
 
 
 @pytest.mark.parametrize(
@@ -47,11 +47,11 @@ GRID = list(itertools.product(IMPLS, [1, 2], [True, False], [False, True], [1, 5
     ids=[f"{w}-L{n}-{'bias' if b else 'nobias'}-{'state' if s else 'zeros'}-t{t}" for w, n, b, s, t in GRID],
 )
 def test_parity_with_torch_nn(which, layers, bias, with_state, t):
-    kind, _, impl = which.partition("-")
+    kind, _, method = which.partition("-")
     torch.manual_seed(0)
     d, h, b = 3, 4, 2
     ref = getattr(torch.nn, kind)(d, h, layers, bias=bias, batch_first=True).double()
-    ours = OURS[kind].from_torch(ref, impl=impl)
+    ours = OURS[kind].from_torch(ref, method=method)
     x1 = torch.randn(b, t, d, dtype=torch.double, requires_grad=True)
     x2 = x1.detach().clone().requires_grad_()
     n_states = 2 if kind == "LSTM" else 1
@@ -103,23 +103,23 @@ def test_to_torch_round_trip(kind, bias):
 @pytest.mark.parametrize("bias", [True, False])
 def test_fused_equals_readable_cell(dtype, tol, bias):
     torch.manual_seed(0)
-    model = LSTM(6, 7, num_layers=2, bias=bias, forget_bias=1.0 if bias else 0.0, impl="cell").to(dtype)
+    model = LSTM(6, 7, num_layers=2, bias=bias, forget_bias=1.0 if bias else 0.0, method="cell").to(dtype)
     x = torch.randn(3, 9, 6, dtype=dtype)
     state = tuple(torch.randn(2, 3, 7, dtype=dtype) for _ in range(2))
     upstream = [torch.randn(3, 9, 7, dtype=dtype), torch.randn(2, 3, 7, dtype=dtype), torch.randn(2, 3, 7, dtype=dtype)]
     results = {}
-    for impl in ("cell", "fused", "torch"):
+    for method in ("cell", "fused", "torch"):
         for layer in model.layers:
-            layer.impl = impl
+            layer.method = method
         model.zero_grad()
         xi = x.clone().requires_grad_()
         si = tuple(s.clone().requires_grad_() for s in state)
         out, (h_n, c_n) = model(xi, si)
         torch.autograd.backward([out, h_n, c_n], upstream)
-        results[impl] = [out, h_n, c_n, xi.grad, *(s.grad for s in si), *(p.grad.clone() for p in model.parameters())]
-    for impl in ("fused", "torch"):
-        for a, b in zip(results[impl], results["cell"]):
-            assert_close(a, b, rtol=tol, atol=tol, msg=impl)
+        results[method] = [out, h_n, c_n, xi.grad, *(s.grad for s in si), *(p.grad.clone() for p in model.parameters())]
+    for method in ("fused", "torch"):
+        for a, b in zip(results[method], results["cell"]):
+            assert_close(a, b, rtol=tol, atol=tol, msg=method)
 
 
 def test_fused_function_passes_gradcheck():
@@ -131,42 +131,42 @@ def test_fused_function_passes_gradcheck():
 
 
 def test_auto_picks_the_torch_kernel_where_torch_has_the_model():
-    assert LSTM(2, 3).layers[0].impl == "torch"
-    assert LSTM(2, 3, variant="NP").layers[0].impl == "torch"
-    assert LSTM(2, 3, variant="peephole").layers[0].impl == "cell"
-    assert GRU(2, 3).layers[0].impl == "torch"
-    assert GRU(2, 3, form="cho").layers[0].impl == "cell"
-    assert RNN(2, 3).layers[0].impl == "torch"
-    out, _ = LSTM(2, 3, impl="fused")(torch.randn(1, 2, 2))
+    assert LSTM(2, 3).layers[0].method == "torch"
+    assert LSTM(2, 3, variant="NP").layers[0].method == "torch"
+    assert LSTM(2, 3, variant="peephole").layers[0].method == "cell"
+    assert GRU(2, 3).layers[0].method == "torch"
+    assert GRU(2, 3, form="cho").layers[0].method == "cell"
+    assert RNN(2, 3).layers[0].method == "torch"
+    out, _ = LSTM(2, 3, method="fused")(torch.randn(1, 2, 2))
     assert out.grad_fn.name().startswith("FusedLSTMFunction")
-    with pytest.raises(ValueError, match="impl='torch' needs a model that torch.nn has"):
-        GRU(2, 3, form="cho", impl="torch")
-    with pytest.raises(ValueError, match="impl='torch' needs"):
-        LSTM(2, 3, variant="CIFG", impl="torch")
+    with pytest.raises(ValueError, match="method='torch' needs a model that torch.nn has"):
+        GRU(2, 3, form="cho", method="torch")
+    with pytest.raises(ValueError, match="method='torch' needs"):
+        LSTM(2, 3, variant="CIFG", method="torch")
 
 
 @pytest.mark.parametrize("kind", ["RNN", "LSTM", "GRU"])
 def test_the_torch_kernel_draws_no_random_numbers_and_keeps_no_state(kind):
-    """impl="auto" (= "torch") leaves the global RNG where impl="cell" leaves it, and the layer
+    """method="auto" (= "torch") leaves the global RNG where method="cell" leaves it, and the layer
     holds nothing but its book-named parameters after a forward pass (no hidden module)."""
     draws = {}
-    for impl in ("auto", "cell"):
+    for method in ("auto", "cell"):
         torch.manual_seed(0)
-        model = OURS[kind](3, 4, num_layers=2, impl=impl)
+        model = OURS[kind](3, 4, num_layers=2, method=method)
         model(torch.randn(2, 5, 3))
-        draws[impl] = torch.rand(3)
+        draws[method] = torch.rand(3)
         for layer in model.layers:
             extra = {k: v for k, v in vars(layer).items() if isinstance(v, (torch.Tensor, torch.nn.Module))}
-            assert not extra, f"{impl}: the layer keeps {sorted(extra)}"
+            assert not extra, f"{method}: the layer keeps {sorted(extra)}"
             assert not list(layer.children())
     assert torch.equal(draws["auto"], draws["cell"])
 
 
-@pytest.mark.parametrize("impl", ["cell", "torch"])
+@pytest.mark.parametrize("method", ["cell", "torch"])
 @pytest.mark.parametrize("kind", ["RNN", "LSTM", "GRU"])
-def test_step_by_step_equals_whole_sequence(kind, impl):
+def test_step_by_step_equals_whole_sequence(kind, method):
     torch.manual_seed(0)
-    model = OURS[kind](3, 4, num_layers=2, impl=impl).double()
+    model = OURS[kind](3, 4, num_layers=2, method=method).double()
     x = torch.randn(2, 6, 3, dtype=torch.double)
     whole, final = model(x)
     outs, state = [], None
@@ -206,7 +206,7 @@ def test_forget_bias_and_cifg_bias():
     torch.manual_seed(0)
     plain = LSTM(3, 300)
     torch.manual_seed(0)
-    biased = LSTM(3, 300, forget_bias=1.0, impl="cell")
+    biased = LSTM(3, 300, forget_bias=1.0, method="cell")
     assert_close(biased.layers[0].b_f - plain.layers[0].b_f, torch.ones(300))
     assert LSTM(3, 300, variant="CIFG", forget_bias=1.0).layers[0].b_i.mean() < -0.9
 
@@ -262,8 +262,8 @@ def test_bad_input_gets_a_clear_error(name, call, error, message):
     "kwargs, error, message",
     [
         (dict(variant="vanila"), ValueError, "valid variants: vanilla, peephole, NIG, NFG"),
-        (dict(variant="peephole", impl="fused"), ValueError, "vanilla LSTM only"),
-        (dict(impl="fast"), ValueError, "impl must be one of 'auto', 'cell', 'fused', 'torch'"),
+        (dict(variant="peephole", method="fused"), ValueError, "vanilla LSTM only"),
+        (dict(method="fast"), ValueError, "method must be one of 'auto', 'cell', 'fused', 'torch'"),
         (dict(variant="NFG", forget_bias=1.0), ValueError, "no forget gate"),
         (dict(bias=False, forget_bias=1.0), ValueError, "bias=True"),
         (dict(num_layers=0), ValueError, "num_layers must be a positive int"),
@@ -289,18 +289,18 @@ def test_from_torch_rejects_what_it_cannot_represent():
 
 # ----------------------------------------------------------------------------- GPU
 @pytest.mark.gpu
-@pytest.mark.parametrize("which", IMPLS)
+@pytest.mark.parametrize("which", LSTM_METHODS)
 def test_gpu_matches_cpu_and_torch_nn(which):
-    kind, _, impl = which.partition("-")
+    kind, _, method = which.partition("-")
     torch.manual_seed(0)
     ref = getattr(torch.nn, kind)(8, 16, 2, batch_first=True).double().cuda()
-    ours = OURS[kind].from_torch(ref, impl=impl)
+    ours = OURS[kind].from_torch(ref, method=method)
     x = torch.randn(4, 20, 8, dtype=torch.double, device="cuda", requires_grad=True)
     out, _ = ours(x)
     assert out.device.type == "cuda"
     assert_close(out, ref(x)[0], rtol=1e-9, atol=1e-9)
     out.sum().backward()
-    cpu = OURS[kind].from_torch(ref.cpu(), impl=impl)
+    cpu = OURS[kind].from_torch(ref.cpu(), method=method)
     xc = x.detach().cpu().requires_grad_()
     cpu(xc)[0].sum().backward()
     assert_close(x.grad.cpu(), xc.grad, rtol=1e-9, atol=1e-9)
@@ -309,10 +309,10 @@ def test_gpu_matches_cpu_and_torch_nn(which):
 @pytest.mark.gpu
 def test_gpu_float32_fused_equals_cell():
     torch.manual_seed(0)
-    model = LSTM(16, 32, num_layers=2, impl="cell").cuda()
+    model = LSTM(16, 32, num_layers=2, method="cell").cuda()
     x = torch.randn(8, 50, 16, device="cuda")
     ref, _ = model(x)
     for layer in model.layers:
-        layer.impl = "fused"
+        layer.method = "fused"
     out, _ = model(x)
     assert_close(out, ref, rtol=1e-5, atol=1e-5)

@@ -187,8 +187,8 @@ def test_errors():
         linear_scan(a.double(), b)
     with pytest.raises(TypeError, match="a must be a torch.Tensor"):
         linear_scan(a.numpy(), b)
-    with pytest.raises(ValueError, match="unknown method 'fast'; valid methods are 'auto', 'sequential', "
-                                         "'parallel', 'chunked'"):
+    with pytest.raises(ValueError, match="method must be one of 'auto', 'sequential', 'parallel', 'chunked', "
+                                         "got 'fast'"):
         linear_scan(a, b, method="fast")
     with pytest.raises(ValueError, match="chunk_size must be a positive int"):
         linear_scan(a, b, method="chunked", chunk_size=0)

@@ -260,6 +260,10 @@ def equation_map_text(root: Path = ROOT) -> str:
         "chapters' longer experiments; `cost.py`: time and memory; `plotting.py` and "
         "`diagrams.py`: every figure; `checks.py`: the shared argument checks; `runtime.py`: "
         "device, seeds, eval mode.",
+        "- One word for each kind of choice: the algorithm that computes a function is its "
+        "`method` (set once, in a module's constructor or a function's arguments; modules "
+        "default to `\"auto\"`, the fastest for the input, and tests hold every method equal); "
+        "a wrong type is a `TypeError` and a wrong value a `ValueError` (`checks.py`).",
         "",
         "## Every equation of the book, and the code that computes it",
         "",

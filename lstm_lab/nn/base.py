@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from lstm_lab.checks import check_size
+from lstm_lab.checks import check_method, check_size
 from lstm_lab.nn.torch_layout import check_convertible, params_from_torch, params_to_torch, torch_weights
 
 
@@ -45,17 +45,16 @@ def check_input(
     return x
 
 
-def resolve_impl(impl: str, allowed: tuple[str, ...], has_torch_kernel: bool, what: str) -> str:
-    """The implementation a layer runs: "auto" -> "torch" where PyTorch has the model, else "cell".
+def resolve_method(method: str, allowed: tuple[str, ...], has_torch_kernel: bool, what: str) -> str:
+    """The method a layer runs: "auto" -> "torch" where PyTorch has the model, else "cell".
 
-    (Under ``torch.func.vmap`` an "auto" layer runs "cell": see :meth:`RecurrentLayer.impl_for`.)"""
-    if impl not in ("auto", *allowed):
-        raise ValueError(f"impl must be one of {', '.join(map(repr, ('auto', *allowed)))}, got {impl!r}")
-    if impl == "torch" and not has_torch_kernel:
-        raise ValueError(f"impl='torch' needs a model that torch.nn has; {what} is not one; use impl='cell'")
-    if impl == "auto":
+    (Under ``torch.func.vmap`` an "auto" layer runs "cell": see :meth:`RecurrentLayer.method_for`.)"""
+    check_method(method, ("auto", *allowed))
+    if method == "torch" and not has_torch_kernel:
+        raise ValueError(f"method='torch' needs a model that torch.nn has; {what} is not one; use method='cell'")
+    if method == "auto":
         return "torch" if has_torch_kernel else "cell"
-    return impl
+    return method
 
 
 def check_state_tensor(
@@ -117,10 +116,10 @@ def _batched_by_vmap(x: torch.Tensor) -> bool:
 class RecurrentLayer(nn.Module):
     """One layer: book-named parameters registered as attributes (``layer.W_xh`` ...).
 
-    ``impl`` chooses how the layer runs: "cell" (the readable loop, one line per equation,
+    ``method`` chooses how the layer runs: "cell" (the readable loop, one line per equation,
     autograd for the backward pass) or "torch" (PyTorch's own kernel, oneDNN on a CPU and
     cuDNN on a GPU, called directly on these same parameters, with no hidden module).
-    A layer built with "auto" records it in ``auto``: see :meth:`impl_for`.
+    A layer built with "auto" records it in ``auto``: see :meth:`method_for`.
     """
 
     #: "RNN", "LSTM" or "GRU": the torch.nn module with the same function, if any
@@ -147,21 +146,21 @@ class RecurrentLayer(nn.Module):
             out[n] = w.new_zeros(shape) if p is None else (p.detach() if detach else p)
         return out
 
-    def impl_for(self, *tensors: torch.Tensor) -> str:
-        """The implementation this call runs: ``self.impl``, except under ``torch.func.vmap``.
+    def method_for(self, *tensors: torch.Tensor) -> str:
+        """The method this call runs: ``self.method``, except under ``torch.func.vmap``.
 
         PyTorch's RNN kernels (aten::lstm, gru, rnn_tanh) have no vmap batching rule, and
-        neither has the fused Function; so a layer built with ``impl="auto"`` runs the
+        neither has the fused Function; so a layer built with ``method="auto"`` runs the
         readable cell (the same function) when any of ``tensors`` or its weights is batched
         by vmap, and an explicit "torch" or "fused" raises.
         """
-        if self.impl == "cell" or not any(map(_batched_by_vmap, (*tensors, self.first_weight()))):
-            return self.impl
+        if self.method == "cell" or not any(map(_batched_by_vmap, (*tensors, self.first_weight()))):
+            return self.method
         if getattr(self, "auto", False):
             return "cell"
         raise ValueError(
-            f"impl={self.impl!r} cannot run under torch.func.vmap (PyTorch has no batching rule "
-            "for it); use impl='auto' or impl='cell'"
+            f"method={self.method!r} cannot run under torch.func.vmap (PyTorch has no batching rule "
+            "for it); use method='auto' or method='cell'"
         )
 
     def first_weight(self) -> torch.Tensor:
@@ -265,7 +264,7 @@ class StackedRecurrent(nn.Module):
     def from_torch(cls, module: nn.Module, **kwargs):
         """A copy of a ``torch.nn.<torch_kind>`` (unidirectional), same dtype and device.
 
-        ``kwargs`` go to the constructor (e.g. ``impl=`` for the LSTM).
+        ``kwargs`` go to the constructor (e.g. ``method=`` for the LSTM).
         """
         check_convertible(module, cls.torch_kind)
         w = module.weight_ih_l0

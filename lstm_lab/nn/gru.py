@@ -14,22 +14,22 @@ from __future__ import annotations
 
 import torch
 
-from lstm_lab.nn.base import RecurrentLayer, StackedRecurrent, resolve_impl
+from lstm_lab.nn.base import RecurrentLayer, StackedRecurrent, resolve_method
 from lstm_lab.variants import check_gru_form, gru_param_shapes
 
 
 class GRULayer(RecurrentLayer):
     torch_kind = "GRU"
 
-    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, form: str = "torch", impl: str = "auto"):
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, form: str = "torch", method: str = "auto"):
         self.form = check_gru_form(form)
-        self.impl = resolve_impl(impl, ("cell", "torch"), form == "torch", f"the {form!r} GRU")
-        self.auto = impl == "auto"
+        self.method = resolve_method(method, ("cell", "torch"), form == "torch", f"the {form!r} GRU")
+        self.auto = method == "auto"
         super().__init__(gru_param_shapes(form, input_size, hidden_size), hidden_size, bias)
 
     def forward(self, x: torch.Tensor, h0: torch.Tensor):
         """x (b, t, d), h0 (b, h) -> hs (b, t, h), (h_T,)."""
-        if self.impl_for(x, h0) == "torch":
+        if self.method_for(x, h0) == "torch":
             return self.forward_torch(x, h0)
         return self.forward_cell(x, h0)
 
@@ -57,7 +57,7 @@ class GRU(StackedRecurrent):
 
     ``form="torch"`` (default) computes exactly what ``torch.nn.GRU`` computes; ``form="cho"``
     is the original GRU of Cho et al. (2014), which resets the state before multiplying by
-    W_hn. ``impl`` is "cell" (the readable loop), "torch" (PyTorch's kernel; form "torch"
+    W_hn. ``method`` is "cell" (the readable loop), "torch" (PyTorch's kernel; form "torch"
     only) or "auto" (the kernel where it applies, but "cell" under ``torch.func.vmap``).
     ``forward(x, h0=None)`` returns ``(outputs (b, t, h), h_n (num_layers, b, h))``.
     """
@@ -72,14 +72,14 @@ class GRU(StackedRecurrent):
         num_layers: int = 1,
         bias: bool = True,
         form: str = "torch",
-        impl: str = "auto",
+        method: str = "auto",
     ):
         self.form = check_gru_form(form)
-        self.impl = impl
+        self.method = method
         super().__init__(input_size, hidden_size, num_layers, bias)
 
     def make_layer(self, input_size: int) -> GRULayer:
-        return GRULayer(input_size, self.hidden_size, self.bias, self.form, self.impl)
+        return GRULayer(input_size, self.hidden_size, self.bias, self.form, self.method)
 
     def extra_repr(self) -> str:
         return f"form={self.form!r}"

@@ -16,24 +16,24 @@ from __future__ import annotations
 
 import torch
 
-from lstm_lab.nn.base import RecurrentLayer, StackedRecurrent, resolve_impl
+from lstm_lab.nn.base import RecurrentLayer, StackedRecurrent, resolve_method
 from lstm_lab.nn.fused_lstm import FUSED_ORDER, fused_lstm
 from lstm_lab.scratch.lstm import check_forget_bias
 from lstm_lab.variants import LSTMSpec, lstm_param_shapes, lstm_spec
 
-IMPLS = ("cell", "fused", "torch")
+LSTM_METHODS = ("cell", "fused", "torch")
 
 
 class LSTMLayer(RecurrentLayer):
     torch_kind = "LSTM"
 
     def __init__(
-        self, input_size: int, hidden_size: int, bias: bool, spec: LSTMSpec, forget_bias: float, impl: str
+        self, input_size: int, hidden_size: int, bias: bool, spec: LSTMSpec, forget_bias: float, method: str
     ):
         self.spec = spec
         self.forget_bias = forget_bias
-        self.impl = resolve_impl(impl, IMPLS, spec.name in ("vanilla", "NP"), f"the {spec.name} LSTM")
-        self.auto = impl == "auto"
+        self.method = resolve_method(method, LSTM_METHODS, spec.name in ("vanilla", "NP"), f"the {spec.name} LSTM")
+        self.auto = method == "auto"
         super().__init__(lstm_param_shapes(spec, input_size, hidden_size), hidden_size, bias)
 
     @torch.no_grad()
@@ -47,10 +47,10 @@ class LSTMLayer(RecurrentLayer):
 
     def forward(self, x, h0, c0, gates0=None):
         """x (b, t, d), h0 and c0 (b, h), FGR's gates0 (b, 3h) -> hs (b, t, h), final states."""
-        impl = self.impl_for(x, h0, c0)
-        if impl == "torch":
+        method = self.method_for(x, h0, c0)
+        if method == "torch":
             return self.forward_torch(x, h0, c0)
-        if impl == "fused":
+        if method == "fused":
             return self.forward_fused(x, h0, c0)
         return self.forward_cell(x, h0, c0, gates0)
 
@@ -126,7 +126,7 @@ class LSTM(StackedRecurrent):
         and Greff et al.'s NIG, NFG, NOG, NIAF, NOAF, NP, CIFG, FGR.
     forget_bias
         Added to the forget gate's bias at initialisation (Jozefowicz et al. 2015 use 1).
-    impl
+    method
         "cell" runs the readable cell (one line per equation, autograd backward); "fused"
         our fast path with a hand-written backward, built the way cuDNN builds it; "torch"
         PyTorch's own kernel (oneDNN on a CPU, cuDNN on a GPU) on these same parameters.
@@ -151,16 +151,17 @@ class LSTM(StackedRecurrent):
         bias: bool = True,
         variant: str = "vanilla",
         forget_bias: float = 0.0,
-        impl: str = "auto",
+        method: str = "auto",
     ):
         self.spec = lstm_spec(variant)
         check_forget_bias(self.spec, forget_bias)
         if forget_bias and not bias:
             raise ValueError("forget_bias needs bias=True")
-        if impl == "fused" and self.spec.name not in ("vanilla", "NP"):
-            raise ValueError(f"impl='fused' supports the vanilla LSTM only, not {self.spec.name!r}; use impl='cell'")
+        if method == "fused" and self.spec.name not in ("vanilla", "NP"):
+            raise ValueError(f"method='fused' supports the vanilla LSTM only, not {self.spec.name!r}; "
+                             "use method='cell'")
         self.forget_bias = float(forget_bias)
-        self.impl = impl
+        self.method = method
         self.state_names = ("h", "c", "gates") if self.spec.full_gate_recurrence else ("h", "c")
         super().__init__(input_size, hidden_size, num_layers, bias)
 
@@ -169,14 +170,14 @@ class LSTM(StackedRecurrent):
         return self.spec.name
 
     def make_layer(self, input_size: int) -> LSTMLayer:
-        return LSTMLayer(input_size, self.hidden_size, self.bias, self.spec, self.forget_bias, self.impl)
+        return LSTMLayer(input_size, self.hidden_size, self.bias, self.spec, self.forget_bias, self.method)
 
     def state_sizes(self) -> tuple[int, ...]:
         h = self.hidden_size
         return (h, h, 3 * h) if self.spec.full_gate_recurrence else (h, h)
 
     def extra_repr(self) -> str:
-        return f"variant={self.variant!r}, forget_bias={self.forget_bias}, impl={self.impl!r}"
+        return f"variant={self.variant!r}, forget_bias={self.forget_bias}, method={self.method!r}"
 
     def check_torch_equivalent(self) -> None:
         if self.variant not in ("vanilla", "NP"):

@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lstm_lab.checks import check_size
+from lstm_lab.checks import check_method, check_size
 from lstm_lab.nn.base import check_input, check_state_tuple
 from lstm_lab.nn.ssm import (
     SCAN_METHODS,
@@ -79,9 +79,9 @@ class CausalConvFront:
 class MambaBlock(CausalConvFront, nn.Module):
     """One Mamba block: (b, t, d_model) -> (b, t, d_model), no residual and no normalisation.
 
-    ``dt_rank`` defaults to ceil(d_model / 16), as in Mamba. ``scan_method`` is the ``method`` of
+    ``dt_rank`` defaults to ceil(d_model / 16), as in Mamba. ``method`` is the ``method`` of
     :func:`lstm_lab.nn.ssm.selective_scan`: "sequential" (the readable loop), or "parallel",
-    "chunked", "auto" (:func:`lstm_lab.nn.scan.linear_scan`).
+    "chunked", "auto" (the default; :func:`lstm_lab.nn.scan.linear_scan`).
     """
 
     def __init__(
@@ -92,7 +92,7 @@ class MambaBlock(CausalConvFront, nn.Module):
         d_conv: int = 4,
         dt_rank: int | None = None,
         *,
-        scan_method: str = "auto",
+        method: str = "auto",
         dt_min: float = 1e-3,
         dt_max: float = 1e-1,
     ):
@@ -102,11 +102,9 @@ class MambaBlock(CausalConvFront, nn.Module):
         self.expand = check_size(expand, "expand")
         self.d_conv = check_size(d_conv, "d_conv")
         self.dt_rank = math.ceil(self.d_model / 16) if dt_rank is None else check_size(dt_rank, "dt_rank")
-        if scan_method not in SCAN_METHODS:
-            raise ValueError(f"scan_method must be one of {', '.join(map(repr, SCAN_METHODS))}, got {scan_method!r}")
         if not 0 < dt_min <= dt_max:
             raise ValueError(f"need 0 < dt_min <= dt_max, got dt_min = {dt_min!r}, dt_max = {dt_max!r}")
-        self.scan_method = scan_method
+        self.method = check_method(method, SCAN_METHODS)
         self.dt_min, self.dt_max = float(dt_min), float(dt_max)
         self.d_inner = e = self.expand * self.d_model
         n, r = self.d_state, self.dt_rank
@@ -154,7 +152,7 @@ class MambaBlock(CausalConvFront, nn.Module):
         delta, B, C = self._ssm_inputs(x_conv)
         A = A_from_log(self.A_log)  # (e, n), negative
         y, h = selective_scan(
-            x_conv, delta, A, B, C, self.D, method=self.scan_method, return_state=True
+            x_conv, delta, A, B, C, self.D, method=self.method, return_state=True
         )  # eq-s6-recurrence  (b, t, e), (b, e, n)
         out = self.out_proj(y * F.silu(z))  # (b, t, d)
         if not return_state:

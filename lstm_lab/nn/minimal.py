@@ -14,14 +14,16 @@ is the book's x_t W_xz. Equations (labels of the book's chapter on modern gated 
              f'_t = f_t / (f_t + i_t),  i'_t = i_t / (f_t + i_t)
              h_t = f'_t * h_{t-1} + i'_t * h~_t                               eq-minlstm
 
-Two forms of each model, held equal by ``tests/test_minimal_xlstm.py``:
+Two forms of each model, chosen by the constructor's ``method`` and held equal by
+``tests/test_minimal_xlstm.py``:
 
-- ``mode="sequential"``: the readable loop, one line per equation.
-- ``mode="parallel"``: every gate and candidate for all steps at once (one matrix product per
-  weight), then the linear recurrence h_t = a_t * h_{t-1} + b_t with a_t = 1 - z_t (minGRU) or
-  f'_t (minLSTM) by the course's scan, :func:`lstm_lab.nn.scan.linear_scan` (``scan_method``
-  picks how; "auto" chooses by shape and device). Its backward is the same scan run backwards
-  in time, so memory stays O(b t h) whatever the length.
+- ``method="sequential"``: the readable loop, one line per equation.
+- ``method="parallel"``, ``"chunked"`` or ``"auto"`` (the default): every gate and candidate for
+  all steps at once (one matrix product per weight), then the linear recurrence
+  h_t = a_t * h_{t-1} + b_t with a_t = 1 - z_t (minGRU) or f'_t (minLSTM) by the course's scan,
+  :func:`lstm_lab.nn.scan.linear_scan`, with that method ("auto" chooses by shape and device).
+  Its backward is the same scan run backwards in time, so memory stays O(b t h) whatever the
+  length.
 
 The sequential form computes f' and i' by :func:`normalised_gates` too (in log space, so it
 stays finite when both gates saturate); the tests hold it to the plain ratio where that is finite.
@@ -37,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lstm_lab.checks import check_size
+from lstm_lab.checks import check_method, check_size
 from lstm_lab.nn.base import add_parameters, check_input, check_state_tensor, uniform_init
 from lstm_lab.nn.scan import METHODS, linear_scan
 
@@ -58,17 +60,15 @@ def normalised_gates(f_pre: torch.Tensor, i_pre: torch.Tensor) -> tuple[torch.Te
 
 # ----------------------------------------------------------------------------- modules
 class _MinRNN(nn.Module):
-    """Shared parts: parameters by book name, input checks, the two modes."""
+    """Shared parts: parameters by book name, input checks, the two forms."""
 
     gates: tuple[str, ...] = ()
 
-    def __init__(self, input_size: int, hidden_size: int, *, scan_method: str = "auto"):
+    def __init__(self, input_size: int, hidden_size: int, *, method: str = "auto"):
         super().__init__()
         self.input_size = check_size(input_size, "input_size")
         self.hidden_size = check_size(hidden_size, "hidden_size")
-        if scan_method not in METHODS:
-            raise ValueError(f"scan_method must be one of {', '.join(map(repr, METHODS))}, got {scan_method!r}")
-        self.scan_method = scan_method
+        self.method = check_method(method, METHODS)
         d, h = self.input_size, self.hidden_size
         add_parameters(self, {n: s for k in (*self.gates, "h") for n, s in ((f"W_x{k}", (d, h)), (f"b_{k}", (h,)))})
         self.reset_parameters()
@@ -81,7 +81,7 @@ class _MinRNN(nn.Module):
         """x W_xk + b_k for every step at once: (b, t, d) -> (b, t, h)."""
         return x @ getattr(self, f"W_x{k}") + getattr(self, f"b_{k}")  # (b, t, h)
 
-    def forward(self, x: torch.Tensor, h0: torch.Tensor | None = None, *, mode: str = "parallel"):
+    def forward(self, x: torch.Tensor, h0: torch.Tensor | None = None):
         """x (b, t, input_size), h0 (b, h) or None (zeros) -> (hs (b, t, h), h_T (b, h))."""
         x = check_input(x, self.input_size, self.W_xh)
         b = x.shape[0]
@@ -89,24 +89,20 @@ class _MinRNN(nn.Module):
             h0 = x.new_zeros(b, self.hidden_size)
         else:
             h0 = check_state_tensor(h0, "h0", (b, self.hidden_size), x, layout="(b, h)")
-        if mode == "parallel":
-            hs = self.forward_parallel(x, h0)
-        elif mode == "sequential":
-            hs = self.forward_sequential(x, h0)
-        else:
-            raise ValueError(f"mode must be 'parallel' or 'sequential', got {mode!r}")
+        method = check_method(self.method, METHODS)
+        hs = self.forward_sequential(x, h0) if method == "sequential" else self.forward_parallel(x, h0)
         return hs, hs[:, -1]
 
     def extra_repr(self) -> str:
-        return f"{self.input_size}, {self.hidden_size}, scan_method={self.scan_method!r}"
+        return f"{self.input_size}, {self.hidden_size}, method={self.method!r}"
 
 
 class MinGRU(_MinRNN):
     """minGRU (eq-mingru): an update gate and a candidate that read only x_t.
 
-    ``forward(x, h0=None, *, mode="parallel" | "sequential")`` takes x (b, t, input_size) and
+    ``forward(x, h0=None)`` takes x (b, t, input_size) and
     h0 (b, h) (zeros when None) and returns ``(hs (b, t, h), h_T (b, h))``. Parameters
-    W_xz, W_xh (d, h); b_z, b_h (h,). ``scan_method`` goes to :func:`lstm_lab.nn.scan.linear_scan`.
+    W_xz, W_xh (d, h); b_z, b_h (h,). ``method``: see the module's docstring.
     """
 
     gates = ("z",)
@@ -126,15 +122,15 @@ class MinGRU(_MinRNN):
         """eq-mingru for all steps at once: a_t = 1 - z_t, b_t = z_t * h~_t, then the scan."""
         z_pre = self.pre("z", x)  # (b, t, h)
         one_minus_z, z = torch.sigmoid(-z_pre), torch.sigmoid(z_pre)  # 1 - z_t without cancellation
-        return linear_scan(one_minus_z, z * self.pre("h", x), h0, method=self.scan_method)  # eq-mingru
+        return linear_scan(one_minus_z, z * self.pre("h", x), h0, method=self.method)  # eq-mingru
 
 
 class MinLSTM(_MinRNN):
     """minLSTM (eq-minlstm): forget and input gates from x_t only, normalised to sum to one.
 
-    ``forward(x, h0=None, *, mode="parallel" | "sequential")`` takes x (b, t, input_size) and
+    ``forward(x, h0=None)`` takes x (b, t, input_size) and
     h0 (b, h) (zeros when None) and returns ``(hs (b, t, h), h_T (b, h))``. Parameters
-    W_xf, W_xi, W_xh (d, h); b_f, b_i, b_h (h,). ``scan_method`` goes to :func:`lstm_lab.nn.scan.linear_scan`.
+    W_xf, W_xi, W_xh (d, h); b_f, b_i, b_h (h,). ``method``: see the module's docstring.
     """
 
     gates = ("f", "i")
@@ -153,4 +149,4 @@ class MinLSTM(_MinRNN):
     def forward_parallel(self, x: torch.Tensor, h0: torch.Tensor) -> torch.Tensor:
         """eq-minlstm for all steps at once: a_t = f'_t, b_t = i'_t * h~_t, then the scan."""
         f_norm, i_norm = normalised_gates(self.pre("f", x), self.pre("i", x))  # (b, t, h) each
-        return linear_scan(f_norm, i_norm * self.pre("h", x), h0, method=self.scan_method)  # eq-minlstm
+        return linear_scan(f_norm, i_norm * self.pre("h", x), h0, method=self.method)  # eq-minlstm

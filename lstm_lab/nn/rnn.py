@@ -8,21 +8,21 @@ from __future__ import annotations
 
 import torch
 
-from lstm_lab.nn.base import RecurrentLayer, StackedRecurrent, resolve_impl
+from lstm_lab.nn.base import RecurrentLayer, StackedRecurrent, resolve_method
 from lstm_lab.variants import rnn_param_shapes
 
 
 class RNNLayer(RecurrentLayer):
     torch_kind = "RNN"
 
-    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, impl: str = "auto"):
-        self.impl = resolve_impl(impl, ("cell", "torch"), True, "the tanh RNN")
-        self.auto = impl == "auto"
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, method: str = "auto"):
+        self.method = resolve_method(method, ("cell", "torch"), True, "the tanh RNN")
+        self.auto = method == "auto"
         super().__init__(rnn_param_shapes(input_size, hidden_size), hidden_size, bias)
 
     def forward(self, x: torch.Tensor, h0: torch.Tensor):
         """x (b, t, d), h0 (b, h) -> hs (b, t, h), (h_T,)."""
-        if self.impl_for(x, h0) == "torch":
+        if self.method_for(x, h0) == "torch":
             return self.forward_torch(x, h0)
         return self.forward_cell(x, h0)
 
@@ -39,7 +39,7 @@ class RNNLayer(RecurrentLayer):
 class RNN(StackedRecurrent):
     """A stack of tanh RNN layers, batch-first, like ``torch.nn.RNN(batch_first=True)``.
 
-    ``impl`` is "cell" (the readable loop), "torch" (PyTorch's kernel on these parameters)
+    ``method`` is "cell" (the readable loop), "torch" (PyTorch's kernel on these parameters)
     or "auto" (= "torch"; "cell" under ``torch.func.vmap``). ``forward(x, h0=None)`` takes x (b, t, input_size) and h0
     (num_layers, b, h) and returns ``(outputs (b, t, h), h_n (num_layers, b, h))``.
     """
@@ -47,9 +47,9 @@ class RNN(StackedRecurrent):
     state_names = ("h",)
     torch_kind = "RNN"
 
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True, impl: str = "auto"):
-        self.impl = impl
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True, method: str = "auto"):
+        self.method = method
         super().__init__(input_size, hidden_size, num_layers, bias)
 
     def make_layer(self, input_size: int) -> RNNLayer:
-        return RNNLayer(input_size, self.hidden_size, self.bias, self.impl)
+        return RNNLayer(input_size, self.hidden_size, self.bias, self.method)

@@ -52,7 +52,7 @@ import math
 import torch
 from torch.autograd.function import once_differentiable
 
-from lstm_lab.checks import check_size
+from lstm_lab.checks import check_method, check_size
 
 METHODS = ("auto", "sequential", "parallel", "chunked")
 
@@ -139,8 +139,7 @@ def _check_inputs(a, b, h0, method, chunk_size) -> None:
             raise ValueError(f"h0 must have shape (b, ...) = {expected}, got {tuple(h0.shape)}")
         if h0.dtype != b.dtype or h0.device != b.device:
             raise TypeError(f"h0 must have b's dtype {b.dtype} and device {b.device}, got {h0.dtype} on {h0.device}")
-    if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; valid methods are {', '.join(map(repr, METHODS))}")
+    check_method(method, METHODS)
     if chunk_size is not None:
         check_size(chunk_size, "chunk_size")
 

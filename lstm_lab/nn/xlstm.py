@@ -33,9 +33,9 @@ stored yet"): the first step then sets m_1 = i~_1, so that n'_1 = 1 never underf
 the gap between f~_1 and i~_1.
 
 Forms: :class:`SLSTM` runs :class:`SLSTMCell` in a loop; :class:`MLSTM` has the recurrent loop
-(``mode="recurrent"``, stabilised or not) and the parallel, attention-like form
-(``mode="parallel"``, quadratic in t, always stabilised), held equal by
-``tests/test_minimal_xlstm.py``.
+(``method="sequential"``, stabilised or not) and the parallel, attention-like form
+(``method="parallel"``, quadratic in t, always stabilised), chosen in its constructor and held
+equal by ``tests/test_minimal_xlstm.py``.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lstm_lab.checks import check_size
+from lstm_lab.checks import check_method, check_size
 from lstm_lab.nn.base import add_parameters, check_input, check_state_tuple, uniform_init
 
 __all__ = ["SLSTMCell", "SLSTM", "MLSTM", "stabilised_floor"]
@@ -187,13 +187,17 @@ class SLSTM(nn.Module):
 
 
 # ----------------------------------------------------------------------------- mLSTM
+MLSTM_METHODS = ("sequential", "parallel")
+
+
 class MLSTM(nn.Module):
     """An mLSTM layer (eq-mlstm): a (d_v, d_k) memory per head, gates from the input only.
 
-    ``forward(x (b, t, input_size), state=None, *, mode="recurrent" | "parallel")`` returns
+    ``method`` is "sequential" (the recurrent loop, the default) or "parallel" (all steps at
+    once, like attention). ``forward(x (b, t, input_size), state=None)`` returns
     ``(hs (b, t, h), (C (b, nh, d_h, d_h), n (b, nh, d_h), m (b, nh)))``; ``state`` is None
     (C = n = 0, m = -inf) or such a tuple. ``stabilised=False`` (the unstabilised reference)
-    is only for the recurrent form.
+    is only for the sequential form.
 
     Parameters: W_xq, W_xk, W_xv, W_xo (d, h), b_o (h,); W_xi, W_xf (d, nh), b_i, b_f (nh,).
     """
@@ -208,15 +212,19 @@ class MLSTM(nn.Module):
         *,
         stabilised: bool = True,
         forget_gate: str = "sigmoid",
+        method: str = "sequential",
     ):
         super().__init__()
         self.input_size = check_size(input_size, "input_size")
         self.hidden_size = check_size(hidden_size, "hidden_size")
         self.n_heads = check_size(n_heads, "n_heads")
+        self.method = check_method(method, MLSTM_METHODS)
         if self.hidden_size % self.n_heads:
             raise ValueError(f"hidden_size ({hidden_size}) must be a multiple of n_heads ({n_heads})")
         self.head_size = self.hidden_size // self.n_heads
         self.stabilised = _check_flag(stabilised, "stabilised")
+        if self.method == "parallel" and not self.stabilised:
+            raise ValueError("method='parallel' is always stabilised; use method='sequential' with stabilised=False")
         self.forget_gate = _check_forget_gate(forget_gate)
         d, h, nh = self.input_size, self.hidden_size, self.n_heads
         add_parameters(self, {
@@ -247,17 +255,16 @@ class MLSTM(nn.Module):
         o = torch.sigmoid(x @ self.W_xo + self.b_o)  # (b, t, h)
         return q, k, v, i_pre, log_f, o
 
-    def forward(self, x: torch.Tensor, state=None, *, mode: str = "recurrent"):
+    def forward(self, x: torch.Tensor, state=None):
         x = check_input(x, self.input_size, self.W_xq)
         b, nh, dh = x.shape[0], self.n_heads, self.head_size
-        if mode not in ("recurrent", "parallel"):
-            raise ValueError(f"mode must be 'recurrent' or 'parallel', got {mode!r}")
-        if mode == "parallel" and not self.stabilised:
-            raise ValueError("mode='parallel' is always stabilised; use mode='recurrent' with stabilised=False")
+        method = check_method(self.method, MLSTM_METHODS)
+        if method == "parallel" and not self.stabilised:
+            raise ValueError("method='parallel' is always stabilised; use method='sequential' with stabilised=False")
         shapes = ((b, nh, dh, dh), (b, nh, dh), (b, nh))
         state = self.initial_state(x) if state is None else _check_state(state, self.state_names, shapes, x)
         q, k, v, i_pre, log_f, o = self.projections(x)
-        if mode == "recurrent":
+        if method == "sequential":
             h_tilde, final = self.forward_recurrent(q, k, v, i_pre, log_f, *state)
         else:
             h_tilde, final = self.forward_parallel(q, k, v, i_pre, log_f, *state)
