@@ -38,8 +38,6 @@ from lstm_lab.train import History, predict, running_mean, train
 __all__ = [
     "SeedEnsemble",
     "stacked_batches",
-    "last_step_ce",
-    "last_step_mse",
     "MemberLosses",
     "OdysseyResult",
     "run_odyssey",
@@ -130,21 +128,23 @@ def stacked_batches(make_batch: Callable[[np.random.Generator], tuple], size: in
     return make
 
 
-def last_step_ce(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy of the last step's logits: out (b, t, k), labels y (b,)."""
-    return nn.functional.cross_entropy(out[:, -1], y)
+class _Outputs(nn.Module):
+    """A stand-in for one member of an ensemble: returns that member's outputs, already computed."""
 
+    def __init__(self, out: torch.Tensor):
+        super().__init__()
+        self.out = out
 
-def last_step_mse(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Mean squared error of the last step's output: out (b, t, k), targets y (b, k)."""
-    return nn.functional.mse_loss(out[:, -1], y)
+    def forward(self, x, state=None):
+        return self.out, None
 
 
 class MemberLosses:
     """A ``loss_fn`` for :func:`lstm_lab.train.train` on a :class:`SeedEnsemble`.
 
-    ``objective(out (b, t, k), *targets) -> scalar`` scores one member. The call returns
-    the sum of the members' losses (so each member gets exactly its own gradient) and
+    ``objective`` is an objective of :mod:`lstm_lab.train`, ``objective(model, x, *targets)``
+    (e.g. :func:`lstm_lab.train.last_step_cross_entropy`), applied to each member. The call
+    returns the sum of the members' losses (so each member gets exactly its own gradient) and
     records every member's loss; :attr:`losses` is then an array (s, steps).
     """
 
@@ -154,7 +154,8 @@ class MemberLosses:
 
     def __call__(self, ensemble: SeedEnsemble, x: torch.Tensor, *targets: torch.Tensor) -> torch.Tensor:
         out = ensemble(x)  # (s, b, t, k)
-        losses = torch.stack([self.objective(out[j], *(y[j] for y in targets)) for j in range(out.shape[0])])
+        losses = torch.stack([self.objective(_Outputs(out[j]), x[j], *(y[j] for y in targets))
+                              for j in range(out.shape[0])])
         self._steps.append(losses.detach())
         return losses.sum()
 
@@ -230,7 +231,7 @@ def run_odyssey(
     make_batch
         ``make_batch(rng)`` returns one batch ``(x, *targets)`` as for :func:`lstm_lab.train.train`.
     objective
-        ``objective(out (b, t, k), *targets) -> scalar``, e.g. :func:`last_step_ce`.
+        an objective of :mod:`lstm_lab.train`, e.g. :func:`lstm_lab.train.last_step_cross_entropy`.
     evaluate
         ``evaluate(model) -> {metric: float}`` for one trained model (in eval mode).
     variants, seeds

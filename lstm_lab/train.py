@@ -7,8 +7,11 @@ loss and of the gradient norm (before clipping), one entry per step.
 The objectives it trains on are here too: the last step's MSE or cross-entropy, the
 cross-entropy of every step, and those of the last k steps, where recall tasks
 (:func:`lstm_lab.tasks.selective_copying`, :func:`lstm_lab.tasks.associative_recall`) ask for
-their answers (:func:`last_k_cross_entropy`, :func:`last_k_accuracy`, for any model whose
-forward returns logits (b, t, m) or a tuple whose first item is the logits).
+their answers (:func:`last_k_cross_entropy`, :func:`last_k_accuracy`).
+
+One rule for all of them: an objective is ``loss(model, x, *targets) -> scalar`` (what
+:func:`train` calls), and every sequence model of the package returns ``(outputs, state)``
+from its forward pass, outputs (b, t, k) first (``state`` None where it keeps none).
 """
 
 from __future__ import annotations
@@ -200,18 +203,13 @@ def last_step_accuracy(model, x, y) -> float:
 
 
 def _last_k_logits(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Logits (b, k, m) at the last k = y.shape[1] steps of x: where the answers are read out.
-
-    ``model(x)`` may return the logits (b, t, m) or a tuple whose first item is the logits
-    (as :class:`lstm_lab.nn.SequenceModel` and the Transformer do).
-    """
+    """Logits (b, k, m) at the last k = y.shape[1] steps of x: where the answers are read out."""
     if not isinstance(x, torch.Tensor) or not isinstance(y, torch.Tensor):
         raise TypeError("x and y must be torch tensors (use lstm_lab.tasks.as_tensors)")
     if y.dim() != 2 or x.dim() < 2 or y.shape[0] != x.shape[0] or y.shape[1] > x.shape[1]:
         raise ValueError(f"need x (b, t, ...) and y (b, k) with k <= t, got {tuple(x.shape)} and {tuple(y.shape)}")
     device = next(model.parameters()).device
-    out = model(x.to(device))
-    logits = out[0] if isinstance(out, tuple) else out  # (b, t, m)
+    logits, _ = model(x.to(device))  # (b, t, m)
     return logits[:, x.shape[1] - y.shape[1] :]  # (b, k, m)
 
 

@@ -18,8 +18,6 @@ from lstm_lab.experiments import (  # noqa: E402
     ReberChunks,
     SeedEnsemble,
     cell_state_norms,
-    last_step_ce,
-    last_step_mse,
     long_range_accuracy,
     run_odyssey,
     solve_times,
@@ -30,7 +28,7 @@ from lstm_lab.experiments import (  # noqa: E402
 from lstm_lab.nn import LSTM, SequenceModel  # noqa: E402
 from lstm_lab.plotting import plot_odyssey  # noqa: E402
 from lstm_lab.tasks import adding_problem, continual_embedded_reber, temporal_order  # noqa: E402
-from lstm_lab.train import History, train  # noqa: E402
+from lstm_lab.train import History, last_step_cross_entropy, last_step_mse, train  # noqa: E402  # noqa: E402
 
 
 def small(variant="peephole"):
@@ -87,7 +85,7 @@ def test_training_an_ensemble_equals_separate_runs():
     seeds, steps = (0, 7), 4
     make_batch = lambda r: temporal_order(batch_size=8, seq_len=10, rng=r)
     ens = SeedEnsemble(small, seeds).double()
-    loss_fn = MemberLosses(last_step_ce)
+    loss_fn = MemberLosses(last_step_cross_entropy)
     train(ens, stacked_batches(make_batch, 2), loss_fn, steps=steps, lr=1e-2, seed=11, device="cpu")
     assert loss_fn.losses.shape == (2, steps)
 
@@ -99,8 +97,7 @@ def test_training_an_ensemble_equals_separate_runs():
         opt = torch.optim.Adam(alone.parameters(), lr=1e-2)
         for step in range(steps):
             x, y = batches[step][j]
-            out, _ = alone(torch.from_numpy(x).double())
-            loss = last_step_ce(out, torch.from_numpy(y))
+            loss = last_step_cross_entropy(alone, torch.from_numpy(x).double(), torch.from_numpy(y))
             assert_allclose(loss.item(), loss_fn.losses[j, step], rtol=1e-10)
             opt.zero_grad()
             loss.backward()
@@ -109,16 +106,19 @@ def test_training_an_ensemble_equals_separate_runs():
             assert_allclose(p.detach().numpy(), q.detach().numpy(), rtol=1e-9, atol=1e-12)
 
 
-def test_objectives_and_stacked_batches():
-    out = torch.zeros(2, 3, 1)
-    assert last_step_mse(out, torch.ones(2, 1)).item() == 1.0
-    logits = torch.tensor([[[0.0, 0.0]], [[0.0, 0.0]]])
-    assert_allclose(last_step_ce(logits, torch.tensor([0, 1])).item(), np.log(2))
+def test_member_losses_apply_a_train_objective_to_each_member_and_stacked_batches():
     make = stacked_batches(lambda r: adding_problem(batch_size=4, seq_len=6, rng=r), 3)
     x, y = make(np.random.default_rng(0))
     assert x.shape == (3, 4, 6, 2) and y.shape == (3, 4, 1)
     assert not np.array_equal(x[0], x[1])
     assert MemberLosses(last_step_mse).losses.shape == (0, 0)
+    ens = SeedEnsemble(lambda: SequenceModel(LSTM(2, 3), 1), (0, 1, 2)).double()
+    loss_fn = MemberLosses(last_step_mse)
+    x, y = torch.from_numpy(x).double(), torch.from_numpy(y).double()
+    total = loss_fn(ens, x, y)
+    alone = [last_step_mse(ens.member(j), x[j], y[j]).item() for j in range(3)]
+    assert_allclose(loss_fn.losses[:, 0], alone, rtol=1e-12)
+    assert_allclose(total.item(), sum(alone), rtol=1e-12)
 
 
 @pytest.fixture(scope="module")
@@ -130,8 +130,8 @@ def odyssey():
             logits = model(torch.from_numpy(x_val))[0][:, -1]
         return {"acc": (logits.argmax(-1).numpy() == y_val).mean(), "one": 1.0}
 
-    return run_odyssey(small, lambda r: temporal_order(batch_size=8, seq_len=10, rng=r), last_step_ce, evaluate,
-                       variants=("peephole", "CIFG"), seeds=(0, 1), steps=3, device="cpu")
+    return run_odyssey(small, lambda r: temporal_order(batch_size=8, seq_len=10, rng=r), last_step_cross_entropy,
+                       evaluate, variants=("peephole", "CIFG"), seeds=(0, 1), steps=3, device="cpu")
 
 
 def test_run_odyssey_measures_every_variant_and_seed(odyssey):

@@ -41,11 +41,12 @@ def test_token_model_shapes_loss_and_accuracy(block):
     model = SSMTokenModel(6, 5, d_model=8, n_layers=2, block=block, d_state=4)
     x = torch.randint(0, 6, (3, 10))
     y = torch.randint(0, 5, (3, 4))
-    assert model(x).shape == (3, 10, 5)
+    logits, state = model(x)
+    assert logits.shape == (3, 10, 5) and state is None
     loss = last_k_cross_entropy(model, x, y)
     assert loss.dim() == 0 and torch.isfinite(loss)
     acc = last_k_accuracy(model, x, y)
-    pred = model(x)[:, -4:].argmax(-1)
+    pred = model(x)[0][:, -4:].argmax(-1)
     assert acc == pytest.approx((pred == y).float().mean().item())
     assert last_k_accuracy(model, x, y, batch_size=2) == pytest.approx(acc)  # chunks of 2, 1
     with pytest.raises(ValueError, match="batch_size"):
@@ -74,10 +75,10 @@ def test_last_k_objectives_read_the_last_positions_of_any_model():
 
     with pytest.raises(TypeError, match="torch tensors"):
         last_k_accuracy(Fixed(), x.numpy(), torch.zeros(2, 1, dtype=torch.long))
-    logits_only = SSMTokenModel(5, 5, d_model=8, n_layers=1, block="lti")
+    ssm = SSMTokenModel(5, 5, d_model=8, n_layers=1, block="lti")
     torch.testing.assert_close(
-        last_k_cross_entropy(logits_only, x, x[:, 2:]),
-        torch.nn.functional.cross_entropy(logits_only(x)[:, 2:].reshape(-1, 5), x[:, 2:].reshape(-1)),
+        last_k_cross_entropy(ssm, x, x[:, 2:]),
+        torch.nn.functional.cross_entropy(ssm(x)[0][:, 2:].reshape(-1, 5), x[:, 2:].reshape(-1)),
     )
 
 

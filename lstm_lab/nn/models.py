@@ -57,7 +57,7 @@ class SequenceModel(nn.Module):
 
 
 class SSMTokenModel(nn.Module):
-    """Embedding -> residual SSM blocks -> linear head: tokens (b, t) -> logits (b, t, m).
+    """Embedding -> residual SSM blocks -> linear head: tokens (b, t) -> ``(logits (b, t, m), None)``.
 
     ``block`` is "selective" (:class:`lstm_lab.nn.MambaBlock`) or "lti" (:class:`LTIBlock`).
     """
@@ -80,13 +80,15 @@ class SSMTokenModel(nn.Module):
         self.head = nn.Linear(self.d_model, self.output_size)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        """tokens (b, t) of int64 ids in [0, vocab_size) -> logits (b, t, output_size)."""
+        """tokens (b, t) of int64 ids in [0, vocab_size) -> ``(logits (b, t, output_size), None)``:
+        outputs first, as every sequence model of the package returns them (it keeps no state
+        to hand back)."""
         if not isinstance(tokens, torch.Tensor) or tokens.dim() != 2 or tokens.is_floating_point():
             raise TypeError("tokens must be an integer torch.Tensor of shape (b, t)")
         x = self.embedding(tokens)  # (b, t, d)
         for norm, block in zip(self.norms, self.blocks):
             x = x + block(norm(x))  # (b, t, d)
-        return self.head(self.norm_f(x))  # (b, t, m)
+        return self.head(self.norm_f(x)), None  # (b, t, m)
 
 
 @torch.no_grad()
