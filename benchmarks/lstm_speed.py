@@ -16,12 +16,12 @@ from __future__ import annotations
 import argparse
 import platform
 import statistics
-import time
 
 import numpy as np
 import torch
 
 from lstm_lab import scratch
+from lstm_lab.cost import interleaved_times
 from lstm_lab.nn import LSTM
 
 B, T, D, H = 32, 128, 256, 256
@@ -87,16 +87,7 @@ def main() -> None:
     args = parser.parse_args()
     device = torch.device(args.device)
     contenders = make_contenders(device)
-    for run in contenders.values():  # warm up
-        run()
-        run()
-    times = {name: [] for name in contenders}
-    rng = np.random.default_rng(0)
-    for _ in range(args.rounds):
-        for name in rng.permutation(list(contenders)):
-            start = time.perf_counter()
-            contenders[name]()
-            times[name].append(time.perf_counter() - start)
+    times = interleaved_times(contenders, rounds=args.rounds, warmup=2)  # synchronises a GPU
     ref = times["torch.nn.LSTM"]
     print(f"LSTM forward+backward, b={B} t={T} d=h={H} float32 on {device} "
           f"({platform.processor() or platform.machine()}, torch {torch.__version__}, "

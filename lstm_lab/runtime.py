@@ -1,4 +1,5 @@
-"""Where code runs, how it is seeded, and evaluation mode: one helper for each."""
+"""Where code runs, how it is seeded, evaluation mode, and how a device's result is checked
+against NumPy: one helper for each."""
 
 from __future__ import annotations
 
@@ -125,3 +126,14 @@ def eval_mode(model: torch.nn.Module) -> Iterator[torch.nn.Module]:
         yield model
     finally:
         model.train(was_training)
+
+
+def agrees(tensor: torch.Tensor, reference, *, rtol: float = 1e-4, atol: float = 1e-5) -> bool:
+    """Whether a PyTorch tensor (any device and float dtype: float32 in the chapters) equals a
+    NumPy reference (float64) elementwise, |t - r| <= atol + rtol |r| with the same shape: how the
+    chapters check their devices' float32 results against the NumPy code."""
+    if not isinstance(tensor, torch.Tensor):
+        raise TypeError(f"tensor must be a torch.Tensor, got {type(tensor).__name__}")
+    t = tensor.detach().cpu().double().numpy()
+    r = np.asarray(reference, dtype=np.float64)
+    return t.shape == r.shape and bool(np.allclose(t, r, rtol=rtol, atol=atol))

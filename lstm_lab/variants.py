@@ -65,6 +65,13 @@ class LSTMSpec:
         return (*self.gates, "g")
 
     @property
+    def torch_twin(self) -> bool:
+        """Whether ``torch.nn.LSTM`` computes this variant: the vanilla LSTM (and NP, the same
+        model under Greff et al.'s name). The one place this is decided."""
+        return (self.gates == ("i", "f", "o") and not self.peepholes and not self.full_gate_recurrence
+                and self.input_activation and self.output_activation)
+
+    @property
     def peephole_gates(self) -> tuple[str, ...]:
         return self.gates if self.peepholes else ()
 

@@ -115,3 +115,16 @@ def test_seed_reaches_cuda():
     a = torch.rand(4, device="cuda").tolist()
     seed_everything(3)
     assert torch.rand(4, device="cuda").tolist() == a
+
+
+def test_agrees_checks_a_device_tensor_against_numpy_with_shape_and_tolerance():
+    from lstm_lab.runtime import agrees
+
+    ref = np.array([1.0, -2.0, 3.0])
+    assert agrees(torch.tensor(ref, dtype=torch.float32), ref)
+    assert agrees(torch.tensor(ref + 1e-6, requires_grad=True), ref)  # detached for the check
+    assert not agrees(torch.tensor(ref + 1e-3), ref)
+    assert agrees(torch.tensor(ref + 1e-3), ref, atol=1e-2)
+    assert not agrees(torch.tensor(ref[:2]), ref)  # shapes must match, no broadcasting
+    with pytest.raises(TypeError, match="tensor must be a torch.Tensor"):
+        agrees(ref, ref)

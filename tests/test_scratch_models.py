@@ -229,3 +229,18 @@ def _bad_calls():
 def test_bad_input_gets_a_clear_error(name, call, error, message):
     with pytest.raises(error, match=message):
         call()
+
+
+def test_torch_nn_lstm_has_exactly_the_variants_without_peepholes():
+    """LSTMSpec.torch_twin, the one place that decides which variants torch.nn.LSTM computes."""
+    from lstm_lab.nn import LSTM
+    from lstm_lab.variants import LSTM_VARIANTS, lstm_spec
+
+    twins = {v for v in LSTM_VARIANTS if lstm_spec(v).torch_twin}
+    assert twins == {"vanilla", "NP"}
+    for v in LSTM_VARIANTS:
+        model = LSTM(3, 4, variant=v)
+        assert model.layers[0].method == ("torch" if v in twins else "cell")
+        if v not in twins:
+            with pytest.raises(ValueError, match="torch.nn.LSTM has no"):
+                model.to_torch()

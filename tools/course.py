@@ -263,7 +263,8 @@ def equation_map_text(root: Path = ROOT) -> str:
         "- One word for each kind of choice: the algorithm that computes a function is its "
         "`method` (set once, in a module's constructor or a function's arguments; modules "
         "default to `\"auto\"`, the fastest for the input, and tests hold every method equal); "
-        "a wrong type is a `TypeError` and a wrong value a `ValueError` (`checks.py`).",
+        "a wrong type (or dtype) is a `TypeError` and a wrong value (a shape, a range, a device) a "
+        "`ValueError` (`checks.py`).",
         "",
         "## Every equation of the book, and the code that computes it",
         "",

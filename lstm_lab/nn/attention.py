@@ -225,8 +225,10 @@ class MultiHeadAttention(nn.Module):
             c = getattr(cache, name)
             if tuple(c.shape) != shape:
                 raise ValueError(f"cache.{name} must have shape (b, n_h, t_seen, d_h) = {shape}, got {tuple(c.shape)}")
-            if c.dtype != x.dtype or c.device != x.device:
-                raise TypeError(f"cache.{name} must match x's dtype and device ({x.dtype}, {x.device})")
+            if c.dtype != x.dtype:
+                raise TypeError(f"cache.{name} must have x's dtype {x.dtype}, got {c.dtype}")
+            if c.device != x.device:
+                raise ValueError(f"cache.{name} must be on x's device {x.device}, got {c.device}")
 
     def forward(self, x: torch.Tensor, cache: KVCache | None = None, *, return_weights: bool = False):
         """Self-attention of the new positions x over the cached ones and themselves.

@@ -32,7 +32,7 @@ class LSTMLayer(RecurrentLayer):
     ):
         self.spec = spec
         self.forget_bias = forget_bias
-        self.method = resolve_method(method, LSTM_METHODS, spec.name in ("vanilla", "NP"), f"the {spec.name} LSTM")
+        self.method = resolve_method(method, LSTM_METHODS, spec.torch_twin, f"the {spec.name} LSTM")
         self.auto = method == "auto"
         super().__init__(lstm_param_shapes(spec, input_size, hidden_size), hidden_size, bias)
 
@@ -157,7 +157,7 @@ class LSTM(StackedRecurrent):
         check_forget_bias(self.spec, forget_bias)
         if forget_bias and not bias:
             raise ValueError("forget_bias needs bias=True")
-        if method == "fused" and self.spec.name not in ("vanilla", "NP"):
+        if method == "fused" and not self.spec.torch_twin:
             raise ValueError(f"method='fused' supports the vanilla LSTM only, not {self.spec.name!r}; "
                              "use method='cell'")
         self.forget_bias = float(forget_bias)
@@ -180,5 +180,5 @@ class LSTM(StackedRecurrent):
         return f"variant={self.variant!r}, forget_bias={self.forget_bias}, method={self.method!r}"
 
     def check_torch_equivalent(self) -> None:
-        if self.variant not in ("vanilla", "NP"):
+        if not self.spec.torch_twin:
             raise ValueError(f"torch.nn.LSTM has no {self.variant!r} variant")

@@ -137,8 +137,10 @@ def _check_inputs(a, b, h0, method, chunk_size) -> None:
         expected = (b.shape[0], *b.shape[2:])
         if tuple(h0.shape) != expected:
             raise ValueError(f"h0 must have shape (b, ...) = {expected}, got {tuple(h0.shape)}")
-        if h0.dtype != b.dtype or h0.device != b.device:
-            raise TypeError(f"h0 must have b's dtype {b.dtype} and device {b.device}, got {h0.dtype} on {h0.device}")
+        if h0.dtype != b.dtype:
+            raise TypeError(f"h0 must have b's dtype {b.dtype}, got {h0.dtype}")
+        if h0.device != b.device:
+            raise ValueError(f"h0 must be on b's device {b.device}, got {h0.device}")
     check_method(method, METHODS)
     if chunk_size is not None:
         check_size(chunk_size, "chunk_size")
