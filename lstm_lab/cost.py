@@ -1,7 +1,7 @@
 """Measuring what a sequence layer costs as the sequence grows: time, saved memory, log-log slopes.
 
-Used by chapter 5 to set attention against an LSTM and a Mamba block. Glossary: t sequence
-length; a "cost" is one number per length (seconds or bytes).
+Chapters 5 to 7 use it to set attention, LSTMs, scans and state-space blocks against each
+other. Glossary: t sequence length; a "cost" is one number per length (seconds or bytes).
 
 - :func:`interleaved_times`: several calls timed in interleaved rounds, so that a change in
   the machine's speed affects all alike; :func:`median_times` and :func:`fastest_times` reduce

@@ -1,4 +1,5 @@
-"""Chapter 4's experiments: many LSTM variants, many seeds, and what each one learns.
+"""Experiments over many seeds and variants: seed ensembles, the variants' "odyssey", training on
+continual streams, and how long a model takes to solve a task (chapters 4 to 7 use them).
 
 Glossary: ``s`` ensemble members (one per seed), b batch, t time steps, d input features,
 k outputs per step. Arrays are batch-first; an ensemble puts its member axis in front:

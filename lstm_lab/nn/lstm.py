@@ -54,6 +54,15 @@ class LSTMLayer(RecurrentLayer):
             return self.forward_fused(x, h0, c0)
         return self.forward_cell(x, h0, c0, gates0)
 
+    def pre_activation(self, k: str, x_t, h_prev, prev):
+        """Block k's pre-activation x_t W_xk + h_{t-1} W_hk + b_k (b, h), plus FGR's terms from the
+        previous step's gates ``prev``."""
+        a = self.linear(k, x_t, h_prev)  # (b, h)
+        for src, dst in self.spec.recurrent_gate_pairs:
+            if dst == k:
+                a = a + prev[src] @ getattr(self, f"R_{src}{k}")  # (b, h) @ (h, h)
+        return a
+
     def forward_cell(self, x, h0, c0, gates0=None):
         """The readable cell: one line per equation, autograd for the backward pass."""
         spec = self.spec
@@ -65,27 +74,24 @@ class LSTMLayer(RecurrentLayer):
         for step in range(x.shape[1]):
             x_t = x[:, step]
 
-            def pre(k):  # x_t W_xk + h_{t-1} W_hk + b_k, plus the FGR terms; used in this step only
-                a = self.linear(k, x_t, h_prev)  # noqa: B023
-                for src, dst in spec.recurrent_gate_pairs:
-                    if dst == k:
-                        a = a + prev[src] @ getattr(self, f"R_{src}{k}")  # noqa: B023
-                return a
-
             if spec.input_gate:
-                i = torch.sigmoid(pre("i") + (c_prev * self.p_i if peep else 0))  # eq-lstm-input, eq-peephole-input
+                i_pre = self.pre_activation("i", x_t, h_prev, prev)  # (b, h)
+                i = torch.sigmoid(i_pre + (c_prev * self.p_i if peep else 0))  # eq-lstm-input, eq-peephole-input
             else:
                 i = ones
             if spec.coupled:
                 f = 1 - i  # eq-cifg
             elif spec.forget_gate:
-                f = torch.sigmoid(pre("f") + (c_prev * self.p_f if peep else 0))  # eq-lstm-forget, eq-peephole-forget
+                f_pre = self.pre_activation("f", x_t, h_prev, prev)  # (b, h)
+                f = torch.sigmoid(f_pre + (c_prev * self.p_f if peep else 0))  # eq-lstm-forget, eq-peephole-forget
             else:
                 f = ones
-            g = torch.tanh(pre("g")) if spec.input_activation else pre("g")  # eq-lstm-candidate
-            c = f * c_prev + i * g  # eq-lstm-cell
+            g_pre = self.pre_activation("g", x_t, h_prev, prev)  # (b, h)
+            g = torch.tanh(g_pre) if spec.input_activation else g_pre  # eq-lstm-candidate
+            c = f * c_prev + i * g  # eq-lstm-cell  (b, h)
             if spec.output_gate:
-                o = torch.sigmoid(pre("o") + (c * self.p_o if peep else 0))  # eq-lstm-output, eq-peephole-output
+                o_pre = self.pre_activation("o", x_t, h_prev, prev)  # (b, h)
+                o = torch.sigmoid(o_pre + (c * self.p_o if peep else 0))  # eq-lstm-output, eq-peephole-output
             else:
                 o = ones
             h_prev = o * (torch.tanh(c) if spec.output_activation else c)  # eq-lstm-hidden

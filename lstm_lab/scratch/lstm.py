@@ -60,6 +60,16 @@ def check_forget_bias(spec: LSTMSpec, forget_bias: float) -> None:
         raise ValueError("forget_bias must be 0 for the NFG variant, which has no forget gate")
 
 
+def _pre_activation(p, spec: LSTMSpec, k: str, x_t, h_prev, prev):
+    """Block k's pre-activation x_t W_xk + h_{t-1} W_hk + b_k (b, h), plus FGR's terms from the
+    previous step's gates ``prev``."""
+    a = x_t @ p[f"W_x{k}"] + h_prev @ p[f"W_h{k}"] + p[f"b_{k}"]  # (b, d) @ (d, h) + (b, h) @ (h, h)
+    for src, dst in spec.recurrent_gate_pairs:
+        if dst == k:
+            a = a + prev[src] @ p[f"R_{src}{k}"]  # (b, h) @ (h, h)
+    return a
+
+
 def lstm_forward(x, params, h0=None, c0=None, *, variant: str = "vanilla", gates0=None):
     """Run an LSTM (any variant) over a batch of sequences.
 
@@ -100,28 +110,25 @@ def lstm_forward(x, params, h0=None, c0=None, *, variant: str = "vanilla", gates
     for step in range(t):
         x_t = x[:, step]
 
-        def pre(k):  # x_t W_xk + h_{t-1} W_hk + b_k, plus the FGR terms; used in this step only
-            a = x_t @ p[f"W_x{k}"] + h_prev @ p[f"W_h{k}"] + p[f"b_{k}"]  # noqa: B023
-            for src, dst in spec.recurrent_gate_pairs:
-                if dst == k:
-                    a = a + prev[src] @ p[f"R_{src}{k}"]  # noqa: B023
-            return a
-
         peep = spec.peepholes
         if spec.input_gate:
-            i = sigmoid(pre("i") + (c_prev * p["p_i"] if peep else 0))  # eq-lstm-input, eq-peephole-input
+            i_pre = _pre_activation(p, spec, "i", x_t, h_prev, prev)  # (b, h)
+            i = sigmoid(i_pre + (c_prev * p["p_i"] if peep else 0))  # eq-lstm-input, eq-peephole-input
         else:
             i = ones
         if spec.coupled:
             f = 1.0 - i  # eq-cifg
         elif spec.forget_gate:
-            f = sigmoid(pre("f") + (c_prev * p["p_f"] if peep else 0))  # eq-lstm-forget, eq-peephole-forget
+            f_pre = _pre_activation(p, spec, "f", x_t, h_prev, prev)  # (b, h)
+            f = sigmoid(f_pre + (c_prev * p["p_f"] if peep else 0))  # eq-lstm-forget, eq-peephole-forget
         else:
             f = ones
-        g = np.tanh(pre("g")) if spec.input_activation else pre("g")  # eq-lstm-candidate
-        c = f * c_prev + i * g  # eq-lstm-cell
+        g_pre = _pre_activation(p, spec, "g", x_t, h_prev, prev)  # (b, h)
+        g = np.tanh(g_pre) if spec.input_activation else g_pre  # eq-lstm-candidate
+        c = f * c_prev + i * g  # eq-lstm-cell  (b, h)
         if spec.output_gate:
-            o = sigmoid(pre("o") + (c * p["p_o"] if peep else 0))  # eq-lstm-output, eq-peephole-output
+            o_pre = _pre_activation(p, spec, "o", x_t, h_prev, prev)  # (b, h)
+            o = sigmoid(o_pre + (c * p["p_o"] if peep else 0))  # eq-lstm-output, eq-peephole-output
         else:
             o = ones
         act_c = np.tanh(c) if spec.output_activation else c
