@@ -40,3 +40,12 @@ def check_method(value, allowed, name: str = "method") -> str:
     if value not in allowed:
         raise ValueError(f"{name} must be one of {', '.join(map(repr, allowed))}, got {value!r}")
     return value
+
+
+def check_like(value, like, name: str, like_name: str) -> None:
+    """``value`` (a tensor) must have ``like``'s dtype (else ``TypeError``) and be on its device
+    (else ``ValueError``)."""
+    if value.dtype != like.dtype:
+        raise TypeError(f"{name} must have {like_name}'s dtype {like.dtype}, got {value.dtype}")
+    if value.device != like.device:
+        raise ValueError(f"{name} must be on {like_name}'s device {like.device}, got {value.device}")

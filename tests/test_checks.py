@@ -42,3 +42,16 @@ def test_modules_follow_the_rule():
         LSTM(2, 0)
     with pytest.raises(TypeError, match="batch_size must be an int"):
         adding_problem(batch_size=2.0, seq_len=5, seed=0)
+
+
+def test_check_like_names_a_dtype_mismatch_a_type_error_and_a_device_mismatch_a_value_error():
+    import torch
+
+    from lstm_lab.checks import check_like
+
+    b = torch.zeros(2, 3)
+    check_like(torch.ones(2), b, "h0", "b")
+    with pytest.raises(TypeError, match="h0 must have b's dtype torch.float32, got torch.float64"):
+        check_like(torch.ones(2, dtype=torch.float64), b, "h0", "b")
+    with pytest.raises(ValueError, match="h0 must be on b's device cpu, got meta"):
+        check_like(torch.ones(2, device="meta"), b, "h0", "b")

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from lstm_lab.checks import check_size
+from lstm_lab.checks import check_like, check_size
 from lstm_lab.nn.base import check_input
 from lstm_lab.scratch.attention import sinusoidal_positions as _sinusoidal_positions_np
 
@@ -225,10 +225,7 @@ class MultiHeadAttention(nn.Module):
             c = getattr(cache, name)
             if tuple(c.shape) != shape:
                 raise ValueError(f"cache.{name} must have shape (b, n_h, t_seen, d_h) = {shape}, got {tuple(c.shape)}")
-            if c.dtype != x.dtype:
-                raise TypeError(f"cache.{name} must have x's dtype {x.dtype}, got {c.dtype}")
-            if c.device != x.device:
-                raise ValueError(f"cache.{name} must be on x's device {x.device}, got {c.device}")
+            check_like(c, x, f"cache.{name}", "x")
 
     def forward(self, x: torch.Tensor, cache: KVCache | None = None, *, return_weights: bool = False):
         """Self-attention of the new positions x over the cached ones and themselves.

@@ -52,7 +52,7 @@ import math
 import torch
 from torch.autograd.function import once_differentiable
 
-from lstm_lab.checks import check_method, check_size
+from lstm_lab.checks import check_like, check_method, check_size
 
 METHODS = ("auto", "sequential", "parallel", "chunked")
 
@@ -137,10 +137,7 @@ def _check_inputs(a, b, h0, method, chunk_size) -> None:
         expected = (b.shape[0], *b.shape[2:])
         if tuple(h0.shape) != expected:
             raise ValueError(f"h0 must have shape (b, ...) = {expected}, got {tuple(h0.shape)}")
-        if h0.dtype != b.dtype:
-            raise TypeError(f"h0 must have b's dtype {b.dtype}, got {h0.dtype}")
-        if h0.device != b.device:
-            raise ValueError(f"h0 must be on b's device {b.device}, got {h0.device}")
+        check_like(h0, b, "h0", "b")
     check_method(method, METHODS)
     if chunk_size is not None:
         check_size(chunk_size, "chunk_size")
