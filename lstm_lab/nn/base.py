@@ -185,7 +185,7 @@ class RecurrentLayer(nn.Module):
 
     def linear(self, k: str, x_t: torch.Tensor, h_prev: torch.Tensor) -> torch.Tensor:
         """x_t W_xk + h_{t-1} W_hk + b_k (no bias when the layer has none)."""
-        a = x_t @ getattr(self, f"W_x{k}") + h_prev @ getattr(self, f"W_h{k}")
+        a = x_t @ getattr(self, f"W_x{k}") + h_prev @ getattr(self, f"W_h{k}")  # (b, d) @ (d, h) + (b, h) @ (h, h)
         return a + getattr(self, f"b_{k}") if self.bias else a
 
 

@@ -100,8 +100,8 @@ class FusedLSTMFunction(torch.autograd.Function):
         dW_xh = xh[:t].reshape(t * bsz, d + h).t() @ flat  # (d + h, 4h): dW_x and dW_h in one GEMM
         db = flat.sum(0)
         need_x, need_h0, need_c0 = ctx.needs_input_grad[:3]
-        dx = (flat @ W_x.t()).view(t, bsz, d).transpose(0, 1) if need_x else None
-        dh0 = dgates[0] @ W_hT if need_h0 else None
+        dx = (flat @ W_x.t()).view(t, bsz, d).transpose(0, 1) if need_x else None  # (t b, 4h) @ (4h, d) -> (b, t, d)
+        dh0 = dgates[0] @ W_hT if need_h0 else None  # (b, 4h) @ (4h, h)
         return dx, dh0, (dc if need_c0 else None), dW_xh[:d], dW_xh[d:], db
 
 

@@ -41,9 +41,9 @@ class GRULayer(RecurrentLayer):
             x_t = x[:, step]
             r = torch.sigmoid(self.linear("r", x_t, h_prev))  # eq-gru-reset
             z = torch.sigmoid(self.linear("z", x_t, h_prev))  # eq-gru-update
-            x_n = x_t @ self.W_xn + (self.b_n if self.bias else 0)
+            x_n = x_t @ self.W_xn + (self.b_n if self.bias else 0)  # (b, d) @ (d, h)
             if self.form == "torch":
-                h_n = h_prev @ self.W_hn + (self.b_hn if self.bias else 0)
+                h_n = h_prev @ self.W_hn + (self.b_hn if self.bias else 0)  # (b, h) @ (h, h)
                 n = torch.tanh(x_n + r * h_n)  # eq-gru-candidate
             else:
                 n = torch.tanh(x_n + (r * h_prev) @ self.W_hn)  # eq-gru-candidate-cho

@@ -247,7 +247,7 @@ class MLSTM(nn.Module):
         nh, dh = self.n_heads, self.head_size
 
         def heads(W):  # (b, t, d) -> (b, nh, t, d_h)
-            return (x @ W).view(b, t, nh, dh).transpose(1, 2)
+            return (x @ W).view(b, t, nh, dh).transpose(1, 2)  # (b, t, d) @ (d, h)
 
         q, k, v = heads(self.W_xq), heads(self.W_xk) / math.sqrt(dh), heads(self.W_xv)
         i_pre = (x @ self.W_xi + self.b_i).transpose(1, 2)  # (b, nh, t)

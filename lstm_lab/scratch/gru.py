@@ -63,7 +63,7 @@ def gru_forward(x, params, h0=None, *, form: str = "torch"):
         r = sigmoid(x_t @ p["W_xr"] + h_prev @ p["W_hr"] + p["b_r"])  # eq-gru-reset
         z = sigmoid(x_t @ p["W_xz"] + h_prev @ p["W_hz"] + p["b_z"])  # eq-gru-update
         if form == "torch":
-            hn = h_prev @ p["W_hn"] + p["b_hn"]
+            hn = h_prev @ p["W_hn"] + p["b_hn"]  # (b, h) @ (h, h)
             n = np.tanh(x_t @ p["W_xn"] + p["b_n"] + r * hn)  # eq-gru-candidate
         else:
             hn = r * h_prev
@@ -103,14 +103,14 @@ def gru_backward(dhs, cache):
         if form == "torch":
             dr = dn_pre * hn
             dhn_all[:, step] = dhn = dn_pre * r
-            dh_prev = dh_prev + dhn @ p["W_hn"].T
+            dh_prev = dh_prev + dhn @ p["W_hn"].T  # (b, h) @ (h, h)
         else:
-            dhn_all[:, step] = d_rh = dn_pre @ p["W_hn"].T
+            dhn_all[:, step] = d_rh = dn_pre @ p["W_hn"].T  # (b, h) @ (h, h)
             dr = d_rh * h_prev
             dh_prev = dh_prev + d_rh * r
         dpre["r"][:, step] = dr_pre = dr * r * (1.0 - r)
         dpre["z"][:, step] = dz_pre = dz * z * (1.0 - z)
-        dh_next = dh_prev + dr_pre @ p["W_hr"].T + dz_pre @ p["W_hz"].T
+        dh_next = dh_prev + dr_pre @ p["W_hr"].T + dz_pre @ p["W_hz"].T  # (b, h) @ (h, h), twice
 
     grads = {}
     for k in ("r", "z", "n"):
@@ -123,7 +123,7 @@ def gru_backward(dhs, cache):
         grads["b_hn"] = dhn_all.sum(axis=(0, 1))
     else:
         grads["W_hn"] = np.einsum("btk,bth->kh", cache["hn"], dpre["n"])  # (r * h_{t-1})^T dn_pre
-    grads["x"] = sum(dpre[k] @ p[f"W_x{k}"].T for k in ("r", "z", "n"))
+    grads["x"] = sum(dpre[k] @ p[f"W_x{k}"].T for k in ("r", "z", "n"))  # (b, t, h) @ (h, d)
     grads["h0"] = dh_next
     grads["hs"] = dh_total
     return grads

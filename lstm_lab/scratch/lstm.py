@@ -211,10 +211,12 @@ def lstm_backward(dhs, cache, dc_last=None):
                 dc_prev = dc_prev + df_pre * p["p_f"]
         dpre["g"][:, step] = dg * (1.0 - g**2) if spec.input_activation else dg
 
-        dh_next = sum(dpre[k][:, step] @ p[f"W_h{k}"].T for k in spec.blocks)
+        dh_next = sum(dpre[k][:, step] @ p[f"W_h{k}"].T for k in spec.blocks)  # (b, h) @ (h, h)
         dc_next = dc_prev
         if spec.full_gate_recurrence:
-            dgate_next = {a: sum(dpre[k][:, step] @ p[f"R_{a}{k}"].T for k in spec.gates) for a in "ifo"}
+            dgate_next = {  # what reaches the previous gates through R: (b, h) @ (h, h)
+                a: sum(dpre[k][:, step] @ p[f"R_{a}{k}"].T for k in spec.gates) for a in "ifo"
+            }
 
     grads = {}
     for k in spec.blocks:
@@ -231,7 +233,7 @@ def lstm_backward(dhs, cache, dc_last=None):
             prev_a = np.concatenate([g0[a][:, None], act[a][:, :-1]], axis=1)
             grads[f"R_{a}{k}"] = np.einsum("bta,bth->ah", prev_a, dpre[k])
         grads["gates0"] = np.concatenate([dgate_next[a] for a in "ifo"], axis=1)
-    grads["x"] = sum(dpre[k] @ p[f"W_x{k}"].T for k in spec.blocks)
+    grads["x"] = sum(dpre[k] @ p[f"W_x{k}"].T for k in spec.blocks)  # (b, t, h) @ (h, d)
     grads["h0"] = dh_next
     grads["c0"] = dc_next
     grads["hs"] = dh_total

@@ -75,7 +75,7 @@ def rnn_backward(dhs, cache):
         dh = dhs[:, step] + dh_next  # eq-rnn-bptt: direct + through the future
         dh_total[:, step] = dh
         da[:, step] = dh * (1.0 - hs[:, step] ** 2)  # tanh' = 1 - h_t^2
-        dh_next = da[:, step] @ p["W_hh"].T
+        dh_next = da[:, step] @ p["W_hh"].T  # (b, h) @ (h, h)
     return {
         "W_xh": np.einsum("btd,bth->dh", x, da),  # eq-rnn-bptt-weights  sum_t x_t^T dL/da_t  (d, h)
         "W_hh": np.einsum("btk,bth->kh", h_prevs, da),  # eq-rnn-bptt-weights  sum_t h_{t-1}^T dL/da_t  (h, h)
