@@ -105,6 +105,15 @@ def lstm_spec(variant: str) -> LSTMSpec:
     )
 
 
+def check_forget_bias(spec: LSTMSpec, forget_bias: float) -> None:
+    """The forget-gate bias both backends add at initialisation: a number, and 0 for NFG (no
+    forget gate to add it to)."""
+    if not isinstance(forget_bias, (int, float)) or isinstance(forget_bias, bool):
+        raise TypeError(f"forget_bias must be a float, got {type(forget_bias).__name__}")
+    if not spec.forget_gate and forget_bias != 0:
+        raise ValueError("forget_bias must be 0 for the NFG variant, which has no forget gate")
+
+
 def lstm_param_shapes(variant: str | LSTMSpec, input_size: int, hidden_size: int) -> dict[str, tuple[int, ...]]:
     """Names and shapes of every parameter of one LSTM layer of ``variant``."""
     spec = variant if isinstance(variant, LSTMSpec) else lstm_spec(variant)

@@ -18,8 +18,7 @@ import torch
 
 from lstm_lab.nn.base import RecurrentLayer, StackedRecurrent, resolve_method
 from lstm_lab.nn.fused_lstm import FUSED_ORDER, fused_lstm
-from lstm_lab.scratch.lstm import check_forget_bias
-from lstm_lab.variants import LSTMSpec, lstm_param_shapes, lstm_spec
+from lstm_lab.variants import LSTMSpec, check_forget_bias, lstm_param_shapes, lstm_spec
 
 LSTM_METHODS = ("cell", "fused", "torch")
 

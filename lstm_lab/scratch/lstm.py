@@ -23,7 +23,7 @@ import numpy as np
 
 from lstm_lab.scratch._checks import check_model_inputs, check_state, check_upstream
 from lstm_lab.scratch.activations import sigmoid
-from lstm_lab.variants import LSTMSpec, lstm_param_shapes, lstm_spec
+from lstm_lab.variants import LSTMSpec, check_forget_bias, lstm_param_shapes, lstm_spec
 
 
 def init_lstm_params(
@@ -51,13 +51,6 @@ def init_lstm_params(
     elif spec.forget_gate:
         params["b_f"] += forget_bias
     return params
-
-
-def check_forget_bias(spec: LSTMSpec, forget_bias: float) -> None:
-    if not isinstance(forget_bias, (int, float)) or isinstance(forget_bias, bool):
-        raise TypeError(f"forget_bias must be a float, got {type(forget_bias).__name__}")
-    if not spec.forget_gate and forget_bias != 0:
-        raise ValueError("forget_bias must be 0 for the NFG variant, which has no forget gate")
 
 
 def _pre_activation(p, spec: LSTMSpec, k: str, x_t, h_prev, prev):
