@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import socket
+import sys
 import threading
 import time
 from pathlib import Path
@@ -247,7 +248,7 @@ for module in {modules!r}:
 import lstm_lab, lstm_lab.nn, lstm_lab.scratch, lstm_lab.nn.ssm, lstm_lab.nn.scan
 print(json.dumps(report))
 """
-    outcome = sandbox.run([A.sys.executable, "-c", code], readonly=grader.mounts())
+    outcome = sandbox.run([sys.executable, "-c", code], readonly=grader.mounts())
     assert outcome.ok, outcome.stderr.decode()[-2000:]
     import json
 

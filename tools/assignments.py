@@ -445,10 +445,10 @@ def grade_notebook(generated: Generated, submission: Path, *, cell_timeout: int 
     reasons, questions, messages, total, possible = [], {}, {}, 0.0, 0.0
     session = sandbox.Session([sys.executable, "-I", "/grader/worker.py"], readonly=grader.mounts(),
                               limits=limits)
-    submission_ = _Sandboxed(session)
+    sandboxed = _Sandboxed(session)
     try:
         try:
-            report = submission_.request({"op": "cells", "cells": cells, "timeout": cell_timeout},
+            report = sandboxed.request({"op": "cells", "cells": cells, "timeout": cell_timeout},
                                          notebook_timeout).get("cells")
             for entry in report if isinstance(report, list) else []:
                 if isinstance(entry, (list, tuple)) and len(entry) == 3:
@@ -458,7 +458,7 @@ def grade_notebook(generated: Generated, submission: Path, *, cell_timeout: int 
                                    f"cell {_plain(index, 8)} was stopped after {cell_timeout} s")
         except (sandbox.Stopped, wire.WireError) as err:
             reasons.append(f"its cells did not finish: {_plain(err)}")
-        env = Environment(submission_)
+        env = Environment(sandboxed)
         for path in grader.test_files():
             test_file = create_test_file(str(path), None)
             test_file.run(env)

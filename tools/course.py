@@ -12,6 +12,7 @@ from there by ``sync``, and ``tests/test_course_repo.py`` checks that nothing ha
 from __future__ import annotations
 
 import argparse
+import ast
 import copy
 import re
 import shutil
@@ -201,8 +202,6 @@ def book_equations(root: Path = ROOT) -> dict[str, str]:
 
 def _function_spans(tree, prefix: str = "") -> list[tuple[int, int, str]]:
     """(first line, last line, qualified name) of every function and method, outer before inner."""
-    import ast
-
     spans = []
     for child in ast.iter_child_nodes(tree):
         if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
@@ -216,8 +215,6 @@ def _function_spans(tree, prefix: str = "") -> list[tuple[int, int, str]]:
 def equation_homes(root: Path = ROOT) -> dict[str, list[str]]:
     """label -> the functions of lstm_lab whose code carries the label in a comment, as
     ``module:function`` (``module:Class.method`` for a method), in the order of the files."""
-    import ast
-
     homes: dict[str, list[str]] = {}
     for path in sorted((root / "lstm_lab").rglob("*.py")):
         text = path.read_text(encoding="utf-8")

@@ -64,7 +64,7 @@ def _error(err: BaseException, timeout: float | None = None) -> dict:
     return {"error": [type(err).__name__, str(err)[:2000]]}
 
 
-def _count_ops(torch):
+def _count_ops():
     from torch.overrides import TorchFunctionMode
 
     class CountOps(TorchFunctionMode):
@@ -133,9 +133,7 @@ def main() -> None:
                 with _Timer(request["timeout"]):
                     start = time.perf_counter()
                     if request["count"]:
-                        import torch
-
-                        counter = _count_ops(torch)
+                        counter = _count_ops()
                         with counter:
                             value = fn(*args, **kwargs)
                     else:
