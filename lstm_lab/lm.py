@@ -22,6 +22,7 @@ import re
 import numpy as np
 import torch
 
+from lstm_lab.checks import check_int
 from lstm_lab.runtime import eval_mode
 from lstm_lab.tasks import CharVocab
 
@@ -89,8 +90,7 @@ def sample_text(model, vocab: CharVocab, prompt: str, length: int, *, temperatur
     """
     if not isinstance(prompt, str) or not prompt:
         raise ValueError("prompt must be a non-empty str")
-    if isinstance(length, bool) or not isinstance(length, (int, np.integer)) or length < 0:
-        raise ValueError(f"length must be a non-negative int, got {length!r}")
+    length = check_int(length, "length", minimum=0)
     if not temperature > 0:
         raise ValueError(f"temperature must be positive, got {temperature!r}")
     rng = np.random.default_rng(seed)

@@ -10,6 +10,8 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
+from lstm_lab.checks import check_int
+
 _DEVICE_KINDS = ("auto", "cpu", "cuda", "mps")
 
 
@@ -105,11 +107,7 @@ def seed_everything(seed: int) -> np.random.Generator:
         A fresh generator seeded with ``seed``, for code that prefers an explicit generator
         over NumPy's global one.
     """
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
-    seed = int(seed)
-    if not 0 <= seed < 2**32:
-        raise ValueError(f"seed must be in [0, 2**32), got {seed}")
+    seed = check_int(seed, "seed", minimum=0, maximum=2**32 - 1)
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)  # also seeds every CUDA and MPS device

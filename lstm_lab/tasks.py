@@ -1,10 +1,16 @@
 """Synthetic recurrent tasks: the benchmarks that show what a gated memory can do.
 
-Every generator is keyword-only and draws its randomness from one
-:class:`numpy.random.Generator`: pass exactly one of ``seed=`` (an int) or ``rng=`` (a
-generator). ``seed=s`` gives the same result as ``rng=numpy.random.default_rng(s)``; a
-shared ``rng`` advances, so two calls with it give two different batches. Results are
-NumPy arrays, batch first; :func:`as_tensors` turns them into PyTorch tensors.
+Every generator is keyword-only, and the arguments they share mean the same everywhere:
+
+- ``batch_size``: the number of sequences ``b``, at least 1.
+- ``seed``, ``rng``: the randomness comes from one :class:`numpy.random.Generator`; pass
+  exactly one of ``seed=`` (an int) or ``rng=`` (a generator). ``seed=s`` gives the same
+  result as ``rng=numpy.random.default_rng(s)``; a shared ``rng`` advances, so two calls
+  with it give two different batches.
+- ``dtype``: where a task returns float arrays, ``np.float32`` (default) or ``np.float64``.
+  It never changes what is drawn, only the type of the result.
+
+Results are NumPy arrays, batch first; :func:`as_tensors` turns them into PyTorch tensors.
 
 Symbols:
 
@@ -82,11 +88,7 @@ def _generator(seed, rng) -> np.random.Generator:
         if not isinstance(rng, np.random.Generator):
             raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
         return rng
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
-    if seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got {seed}")
-    return np.random.default_rng(int(seed))
+    return np.random.default_rng(check_int(seed, "seed", minimum=0))
 
 
 def _float_dtype(dtype) -> np.dtype:
@@ -119,14 +121,10 @@ def adding_problem(*, batch_size, seq_len, seed=None, rng=None, dtype=np.float32
 
     Parameters
     ----------
-    batch_size
-        ``b >= 1``.
+    batch_size, seed, rng, dtype
+        As for every task: see the module docstring.
     seq_len
         ``t >= 2``.
-    seed, rng
-        Exactly one: an int seed or a :class:`numpy.random.Generator`.
-    dtype
-        ``np.float32`` (default) or ``np.float64``. The draws do not depend on it.
 
     Returns
     -------
@@ -170,14 +168,10 @@ def temporal_order(*, batch_size, seq_len, seed=None, rng=None, dtype=np.float32
 
     Parameters
     ----------
-    batch_size
-        ``b >= 1``.
+    batch_size, seed, rng, dtype
+        As for every task: see the module docstring.
     seq_len
         ``t >= 10``.
-    seed, rng
-        Exactly one: an int seed or a :class:`numpy.random.Generator`.
-    dtype
-        ``np.float32`` (default) or ``np.float64``.
 
     Returns
     -------
@@ -216,16 +210,12 @@ def remember_first(*, batch_size, gap, num_symbols=4, seed=None, rng=None, dtype
 
     Parameters
     ----------
-    batch_size
-        ``b >= 1``.
+    batch_size, seed, rng, dtype
+        As for every task: see the module docstring.
     gap
         Number of distractor steps, ``>= 0``; the sequence has ``t = gap + 1`` steps.
     num_symbols
         ``k >= 2``.
-    seed, rng
-        Exactly one: an int seed or a :class:`numpy.random.Generator`.
-    dtype
-        ``np.float32`` (default) or ``np.float64``.
 
     Returns
     -------
@@ -256,18 +246,14 @@ def copy_task(*, batch_size, length, gap, num_symbols=8, seed=None, rng=None, dt
 
     Parameters
     ----------
-    batch_size
-        ``b >= 1``.
+    batch_size, seed, rng, dtype
+        As for every task: see the module docstring.
     length
         Number of symbols to copy, ``>= 1``.
     gap
         ``>= 1``: steps from the end of the data to the end of the delimiter.
     num_symbols
         ``k >= 2`` data symbols.
-    seed, rng
-        Exactly one: an int seed or a :class:`numpy.random.Generator`.
-    dtype
-        ``np.float32`` (default) or ``np.float64``.
 
     Returns
     -------
@@ -425,12 +411,8 @@ def embedded_reber_batch(*, batch_size, seed=None, rng=None, dtype=np.float32) -
 
     Parameters
     ----------
-    batch_size
-        ``b >= 1``.
-    seed, rng
-        Exactly one: an int seed or a :class:`numpy.random.Generator`.
-    dtype
-        ``np.float32`` (default) or ``np.float64``, the dtype of ``"x"``.
+    batch_size, seed, rng, dtype
+        As for every task: see the module docstring.
 
     Returns
     -------
@@ -475,14 +457,10 @@ def continual_embedded_reber(*, batch_size, length, seed=None, rng=None, dtype=n
 
     Parameters
     ----------
-    batch_size
-        ``b >= 1``.
+    batch_size, seed, rng, dtype
+        As for every task: see the module docstring.
     length
         ``t >= 1`` steps per row.
-    seed, rng
-        Exactly one: an int seed or a :class:`numpy.random.Generator`.
-    dtype
-        ``np.float32`` (default) or ``np.float64``, the dtype of ``"x"``.
 
     Returns
     -------
@@ -593,14 +571,12 @@ def char_lm_batch(ids, *, batch_size, seq_len, seed=None, rng=None):
 
     Parameters
     ----------
+    batch_size, seed, rng
+        As for every task: see the module docstring.
     ids
         Integer array of shape ``(n,)``, e.g. ``CharVocab.encode(load_corpus())``.
-    batch_size
-        ``b >= 1``.
     seq_len
         ``t`` in ``[1, n - 1]``.
-    seed, rng
-        Exactly one: an int seed or a :class:`numpy.random.Generator`.
 
     Returns
     -------
@@ -682,16 +658,14 @@ def selective_copying(*, batch_size, seq_len, num_tokens, vocab_size, seed=None,
 
     Parameters
     ----------
-    batch_size
-        ``b >= 1``.
+    batch_size, seed, rng
+        As for every task: see the module docstring.
     seq_len
         Steps of the noisy part, ``>= num_tokens``.
     num_tokens
         Data tokens per sequence, ``>= 1``.
     vocab_size
         ``>= 2``: data tokens are ``1..vocab_size-1``; the marker is ``vocab_size``.
-    seed, rng
-        Exactly one: an int seed or a :class:`numpy.random.Generator`.
 
     Returns
     -------
@@ -726,8 +700,8 @@ def associative_recall(*, batch_size, num_pairs, num_queries, num_keys, num_valu
 
     Parameters
     ----------
-    batch_size
-        ``b >= 1``.
+    batch_size, seed, rng
+        As for every task: see the module docstring.
     num_pairs
         Key-value pairs per sequence, in ``[1, num_keys]``.
     num_queries
@@ -736,8 +710,6 @@ def associative_recall(*, batch_size, num_pairs, num_queries, num_keys, num_valu
         Size of the key vocabulary, ``>= 1``.
     num_values
         Size of the value vocabulary, ``>= 1``.
-    seed, rng
-        Exactly one: an int seed or a :class:`numpy.random.Generator`.
 
     Returns
     -------
@@ -774,12 +746,10 @@ def running_parity(*, batch_size, seq_len, seed=None, rng=None):
 
     Parameters
     ----------
-    batch_size
-        ``b >= 1``.
+    batch_size, seed, rng
+        As for every task: see the module docstring.
     seq_len
         ``t >= 1``.
-    seed, rng
-        Exactly one: an int seed or a :class:`numpy.random.Generator`.
 
     Returns
     -------

@@ -20,14 +20,15 @@ from torch.testing import assert_close
 
 from lstm_lab.nn.attention import (
     DecoderCache,
-    DecoderOnlyTransformer,
     KVCache,
     MultiHeadAttention,
     TransformerBlock,
+    TransformerStack,
     causal_mask,
     scaled_dot_product_attention,
     sinusoidal_positions,
 )
+from lstm_lab.nn.models import SequenceModel
 from lstm_lab.scratch import attention as np_attention
 
 TIGHT = dict(rtol=1e-12, atol=1e-12)
@@ -296,10 +297,26 @@ def test_transformer_block_matches_torch_encoder_layer_pre_norm():
     assert_close(ours(x)[0], ref(x, src_mask=not_allowed), **TIGHT)
 
 
+def transformer_lm(vocab_size, d_model=64, n_heads=4, n_layers=2, **kw):
+    """A decoder-only Transformer language model, as chapter 5 builds it: embedding ->
+    TransformerStack -> readout to the vocabulary."""
+    return SequenceModel(TransformerStack(d_model, n_heads, n_layers, **kw), vocab_size, vocab_size=vocab_size)
+
+
 def _model(seed=0, **kw):
     torch.manual_seed(seed)
     args = dict(vocab_size=11, d_model=16, n_heads=4, n_layers=2, max_len=32)
-    return DecoderOnlyTransformer(**{**args, **kw}).double()
+    return transformer_lm(**{**args, **kw}).double()
+
+
+def test_transformer_lm_by_hand():
+    """embedding + positions -> blocks -> LayerNorm -> head, spelled out."""
+    model = _model(seed=1)
+    tokens = torch.randint(0, 11, (2, 6), generator=torch.Generator().manual_seed(2))
+    x = model.embed(tokens) + model.core.P[:6]  # eq-positions
+    for block in model.core.blocks:
+        x, _ = block(x)
+    assert_close(model(tokens)[0], model.head(model.core.ln_f(x)), **TIGHT)
 
 
 def test_transformer_is_causal():
@@ -334,12 +351,12 @@ def test_kv_cache_decoding_equals_full_forward(prompt):
 
 
 def test_dtype_follows_the_model():
-    model = DecoderOnlyTransformer(7, d_model=8, n_heads=2, n_layers=1, max_len=16)
+    model = transformer_lm(7, d_model=8, n_heads=2, n_layers=1, max_len=16)
     tokens = torch.tensor([[1, 2, 3]], dtype=torch.int32)
     assert model(tokens)[0].dtype == torch.float32
-    assert model.double().P.dtype == torch.float64
+    assert model.double().core.P.dtype == torch.float64
     assert model(tokens)[0].dtype == torch.float64
-    assert model.blocks[0].d_ff == 32
+    assert model.core.blocks[0].d_ff == 32
 
 
 @pytest.mark.gpu
@@ -349,7 +366,7 @@ def test_transformer_on_cuda_matches_cpu_and_caches():
     cpu, _ = model(tokens)
     gpu_model = model.to("cuda")
     full, _ = gpu_model(tokens.to("cuda"))
-    assert full.device.type == "cuda" and gpu_model.P.device.type == "cuda"
+    assert full.device.type == "cuda" and gpu_model.core.P.device.type == "cuda"
     assert_close(full.cpu(), cpu, rtol=1e-9, atol=1e-9)
     logits, cache = gpu_model(tokens[:, :3].to("cuda"))
     parts = [logits]
@@ -402,7 +419,7 @@ def test_layer_bad_inputs():
     with pytest.raises(ValueError, match="divisible by n_heads"):
         MultiHeadAttention(10, 4)
     with pytest.raises(ValueError, match="divisible by n_heads"):
-        DecoderOnlyTransformer(5, d_model=10, n_heads=4)
+        TransformerStack(10, n_heads=4)
     with pytest.raises(ValueError, match="positive int"):
         TransformerBlock(8, 2, 0)
     mha = MultiHeadAttention(8, 2)
@@ -419,7 +436,7 @@ def test_layer_bad_inputs():
         mha(torch.zeros(1, 1, 8), cache)  # batch size differs from the cache's
     with pytest.raises(TypeError, match="KVCache"):
         mha(torch.zeros(2, 1, 8), {"k": cache.k, "v": cache.v})
-    model = DecoderOnlyTransformer(5, d_model=8, n_heads=2, n_layers=1, max_len=8)
+    model = transformer_lm(5, d_model=8, n_heads=2, n_layers=1, max_len=8)
     with pytest.raises(TypeError, match="integer"):
         model(torch.zeros(1, 3))
     with pytest.raises(ValueError, match=r"\(b, t\)"):

@@ -69,5 +69,5 @@ def test_positions_equation():
             angle = p / 10000 ** (2 * i / d)
             assert P[p, 2 * i] == pytest.approx(math.sin(angle), abs=1e-12)
             assert P[p, 2 * i + 1] == pytest.approx(math.cos(angle), abs=1e-12)
-    model = nn_attention.DecoderOnlyTransformer(5, d_model=d, n_heads=2, n_layers=1, max_len=t)
-    assert_allclose(model.P.numpy(), P, rtol=0, atol=1e-6)  # built in float32, then cast
+    stack = nn_attention.TransformerStack(d, n_heads=2, n_layers=1, max_len=t)
+    assert_allclose(stack.P.numpy(), P, rtol=0, atol=1e-6)  # built in float32, then cast

@@ -55,3 +55,36 @@ def test_check_like_names_a_dtype_mismatch_a_type_error_and_a_device_mismatch_a_
         check_like(torch.ones(2, dtype=torch.float64), b, "h0", "b")
     with pytest.raises(ValueError, match="h0 must be on b's device cpu, got meta"):
         check_like(torch.ones(2, device="meta"), b, "h0", "b")
+
+
+def test_choices_and_flags_follow_the_rule():
+    from lstm_lab.checks import check_choice, check_flag
+    from lstm_lab.nn import SLSTM, MambaStack, MultiHeadAttention
+
+    assert check_choice("parallel", ("sequential", "parallel")) == "parallel"
+    with pytest.raises(TypeError, match="method must be a str, one of 'a', 'b'; got int"):
+        check_choice(1, ("a", "b"))
+    with pytest.raises(ValueError, match="block must be one of 'a', 'b', got 'c'"):
+        check_choice("c", ("a", "b"), "block")
+    assert check_flag(False, "causal") is False
+    for value in (1, 0, None, "yes", np.bool_(True)):
+        with pytest.raises(TypeError, match="causal must be True or False"):
+            check_flag(value, "causal")
+    with pytest.raises(TypeError, match="causal must be True or False"):
+        MultiHeadAttention(8, 2, causal=1)
+    with pytest.raises(TypeError, match="forget_gate must be a str"):
+        SLSTM(3, 4, forget_gate=None)
+    with pytest.raises(ValueError, match="block must be one of 'selective', 'lti'"):
+        MambaStack(8, block="s4")
+
+
+def test_seeds_and_lengths_follow_the_rule():
+    from lstm_lab import seed_everything
+    from lstm_lab.tasks import adding_problem
+
+    with pytest.raises(ValueError, match="seed must be a non-negative int, got -1"):
+        adding_problem(batch_size=2, seq_len=4, seed=-1)
+    with pytest.raises(TypeError, match="seed must be an int"):
+        seed_everything(1.0)
+    with pytest.raises(ValueError, match=r"seed must be an int in \[0, 4294967295\]"):
+        seed_everything(2**32)

@@ -1,16 +1,21 @@
 """lstm_lab.nn.LTIBlock is the time-invariant SSM (against the recurrence), is causal, and has almost
-the parameters of the Mamba block; lstm_lab.nn.SSMTokenModel and selective_deltas; the last-k
-objectives of lstm_lab.train."""
+the parameters of the Mamba block; lstm_lab.nn.MambaStack inside lstm_lab.nn.SequenceModel (the
+SSM language models of chapters 5-7) and selective_deltas; the last-k objectives of lstm_lab.train."""
 
 import pytest
 import torch
 import torch.nn.functional as F
 from torch.testing import assert_close
 
-from lstm_lab.nn import LTIBlock, MambaBlock, SSMTokenModel
+from lstm_lab.nn import LTIBlock, MambaBlock, MambaStack, SequenceModel
 from lstm_lab.nn.models import selective_deltas
 from lstm_lab.nn.ssm import discretize_euler_b, lti_recurrence
 from lstm_lab.train import last_k_accuracy, last_k_cross_entropy
+
+
+def ssm_model(vocab_size, output_size, d_model=32, n_layers=2, **kw):
+    """A token model: embedding -> MambaStack -> readout, as the chapters build it."""
+    return SequenceModel(MambaStack(d_model, n_layers, **kw), output_size, vocab_size=vocab_size)
 
 
 def test_lti_block_equals_the_recurrence():
@@ -38,7 +43,7 @@ def test_lti_block_is_causal_and_comparable_in_size():
 @pytest.mark.parametrize("block", ["selective", "lti"])
 def test_token_model_shapes_loss_and_accuracy(block):
     torch.manual_seed(0)
-    model = SSMTokenModel(6, 5, d_model=8, n_layers=2, block=block, d_state=4)
+    model = ssm_model(6, 5, d_model=8, n_layers=2, block=block, d_state=4)
     x = torch.randint(0, 6, (3, 10))
     y = torch.randint(0, 5, (3, 4))
     logits, state = model(x)
@@ -75,7 +80,7 @@ def test_last_k_objectives_read_the_last_positions_of_any_model():
 
     with pytest.raises(TypeError, match="torch tensors"):
         last_k_accuracy(Fixed(), x.numpy(), torch.zeros(2, 1, dtype=torch.long))
-    ssm = SSMTokenModel(5, 5, d_model=8, n_layers=1, block="lti")
+    ssm = ssm_model(5, 5, d_model=8, n_layers=1, block="lti")
     torch.testing.assert_close(
         last_k_cross_entropy(ssm, x, x[:, 2:]),
         torch.nn.functional.cross_entropy(ssm(x)[0][:, 2:].reshape(-1, 5), x[:, 2:].reshape(-1)),
@@ -84,19 +89,25 @@ def test_last_k_objectives_read_the_last_positions_of_any_model():
 
 def test_errors():
     with pytest.raises(ValueError, match="block"):
-        SSMTokenModel(5, 4, block="s4")
+        MambaStack(8, block="s4")
     with pytest.raises(TypeError, match="integer"):
-        SSMTokenModel(5, 4, d_model=8)(torch.randn(2, 3))
+        ssm_model(5, 4, d_model=8)(torch.randn(2, 3))
+    with pytest.raises(ValueError, match=r"\[0, 5\)"):
+        ssm_model(5, 4, d_model=8)(torch.tensor([[0, 5]]))
+    with pytest.raises(TypeError, match="no state"):
+        MambaStack(8)(torch.randn(2, 3, 8), (torch.zeros(2, 8),))
+    with pytest.raises(ValueError, match="d_model = 8"):
+        MambaStack(8)(torch.randn(2, 3, 7))
     with pytest.raises(ValueError, match="dt_min"):
         LTIBlock(4, dt_min=0.2, dt_max=0.1)
 
 
 def test_selective_deltas_match_the_block():
     torch.manual_seed(0)
-    model = SSMTokenModel(6, 5, d_model=8, n_layers=2, d_state=4)
+    model = ssm_model(6, 5, d_model=8, n_layers=2, d_state=4)
     tokens = torch.randint(0, 6, (2, 7))
     seen = {}
-    block = model.blocks[1]
+    block = model.core.blocks[1]
     orig = block._ssm_inputs
 
     def spy(x):
@@ -110,4 +121,25 @@ def test_selective_deltas_match_the_block():
     with pytest.raises(ValueError, match="layer"):
         selective_deltas(model, tokens, layer=2)
     with pytest.raises(ValueError, match="selective"):
-        selective_deltas(SSMTokenModel(6, 5, d_model=8, block="lti"), tokens)
+        selective_deltas(ssm_model(6, 5, d_model=8, block="lti"), tokens)
+    with pytest.raises(TypeError, match="MambaStack"):
+        selective_deltas(SequenceModel(torch.nn.GRU(8, 8, batch_first=True), 5, vocab_size=6), tokens)
+
+
+@pytest.mark.parametrize("block", ["selective", "lti"])
+def test_sequence_model_around_a_mamba_stack_by_hand(block):
+    """embed -> (x + block(norm(x))) per layer -> norm_f -> head, spelled out; float features
+    (no vocab_size) go straight into the stack."""
+    torch.manual_seed(0)
+    model = ssm_model(6, 5, d_model=8, n_layers=2, block=block, d_state=4).double()
+    tokens = torch.randint(0, 6, (3, 9))
+    x = model.embed(tokens)
+    for norm, blk in zip(model.core.norms, model.core.blocks):
+        x = x + blk(norm(x))
+    expected = model.head(model.core.norm_f(x))
+    logits, state = model(tokens)
+    assert_close(logits, expected, rtol=1e-12, atol=1e-12)
+    assert state is None
+    features = SequenceModel(model.core, 5)
+    features.head = model.head
+    assert_close(features(model.embed(tokens))[0], expected, rtol=1e-12, atol=1e-12)

@@ -113,7 +113,7 @@ def test_generators_are_keyword_only():
         (lambda: adding_problem(batch_size=2, seq_len=5, seed=0, dtype=None), ValueError,
          "dtype must be np.float32 or np.float64"),
         (lambda: temporal_order(batch_size=2, seq_len=9, seed=0), ValueError, "seq_len must be an int >= 10, got 9"),
-        (lambda: remember_first(batch_size=2, gap=-1, seed=0), ValueError, "gap must be an int >= 0, got -1"),
+        (lambda: remember_first(batch_size=2, gap=-1, seed=0), ValueError, "gap must be a non-negative int, got -1"),
         (lambda: remember_first(batch_size=2, gap=3, num_symbols=1, seed=0), ValueError,
          "num_symbols must be an int >= 2, got 1"),
         (lambda: copy_task(batch_size=2, length=0, gap=3, seed=0), ValueError, "length must be a positive int, got 0"),

@@ -76,7 +76,7 @@ def test_sequence_model_with_tokens():
     model = SequenceModel(GRU(8, 12), 5, vocab_size=20)
     y, state = model(torch.randint(0, 20, (3, 7)))
     assert y.shape == (3, 7, 5) and state.shape == (1, 3, 12)
-    with pytest.raises(TypeError, match="integer tokens"):
+    with pytest.raises(TypeError, match="integer tensor of token ids"):
         model(torch.zeros(3, 7))
 
 

@@ -250,7 +250,9 @@ def equation_map_text(root: Path = ROOT) -> str:
         "(RNN, LSTM and its variants, GRU, gates, attention, the selective SSM).",
         "- `nn/`: PyTorch, every module and kernel: each mirrors its `scratch/` twin with the same "
         "parameter names (`rnn`, `lstm`, `gru`, `attention`, `ssm`), plus the scan, the Mamba and "
-        "LTI blocks, minGRU/minLSTM, xLSTM, the fused LSTM and the sequence models.",
+        "LTI blocks, minGRU/minLSTM, xLSTM and the fused LSTM. `nn/models.py` holds `SequenceModel`, "
+        "the one wrapper of every chapter's models: token embedding, any core (a recurrent stack, "
+        "`TransformerStack`, `MambaStack`), readout at every step.",
         "- `variants.py`: the LSTM variants and every parameter shape; `tasks.py`: the data; "
         "`train.py`: the loop and its objectives; `gradients.py`: gradients through time; "
         "`lm.py`: the character language model; `experiments.py`: seed ensembles and the "

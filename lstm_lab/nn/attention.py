@@ -1,4 +1,4 @@
-"""Attention and a small decoder-only Transformer in PyTorch, with a KV cache for generation.
+"""Attention and the body of a small decoder-only Transformer in PyTorch, with a KV cache for generation.
 
 Mirrors ``lstm_lab.scratch.attention`` (same function names and equations) and adds the layers
 built on it. Glossary (book symbols -> code): b batch, t time steps (tokens), d ``d_model`` features,
@@ -28,7 +28,14 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from lstm_lab.checks import check_like, check_size
+from lstm_lab.checks import (
+    QKV_AXES,
+    check_attention_shapes,
+    check_flag,
+    check_like,
+    check_mask_shape,
+    check_size,
+)
 from lstm_lab.nn.base import check_input
 from lstm_lab.scratch.attention import sinusoidal_positions as _sinusoidal_positions_np
 
@@ -36,29 +43,15 @@ from lstm_lab.scratch.attention import sinusoidal_positions as _sinusoidal_posit
 
 
 def _check_qkv(q, k, v):
-    for name, a, letters in (("q", q, "t_q, d_k"), ("k", k, "t_k, d_k"), ("v", v, "t_k, d_v")):
+    for name, a in zip("qkv", (q, k, v)):
         if not isinstance(a, torch.Tensor):
-            raise TypeError(f"{name} must be a torch.Tensor of shape (..., {letters}), got {type(a).__name__}")
+            raise TypeError(f"{name} must be a torch.Tensor of shape (..., {QKV_AXES[name]}), got {type(a).__name__}")
         if not a.is_floating_point():
-            raise TypeError(f"{name} must be a floating-point tensor of shape (..., {letters}), got dtype {a.dtype}")
-        if a.dim() < 2:
-            raise ValueError(f"{name} must have shape (..., {letters}) (at least 2 axes), got shape {tuple(a.shape)}")
+            raise TypeError(f"{name} must be a floating-point tensor of shape (..., {QKV_AXES[name]}), "
+                            f"got dtype {a.dtype}")
     if not (q.dtype == k.dtype == v.dtype):
         raise TypeError(f"q, k and v must share one dtype, got {q.dtype}, {k.dtype} and {v.dtype}")
-    if q.shape[-1] != k.shape[-1]:
-        raise ValueError(
-            f"q and k must share d_k (their last axis), got q {tuple(q.shape)} and k {tuple(k.shape)}"
-        )
-    if k.shape[-2] != v.shape[-2]:
-        raise ValueError(
-            f"k and v must share t_k (their second-to-last axis), got k {tuple(k.shape)} and v {tuple(v.shape)}"
-        )
-    try:
-        torch.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
-    except RuntimeError:
-        raise ValueError(
-            f"the leading axes of q {tuple(q.shape)}, k {tuple(k.shape)} and v {tuple(v.shape)} do not broadcast"
-        ) from None
+    check_attention_shapes(q.shape, k.shape, v.shape)
 
 
 def _check_mask(mask, t_q: int, t_k: int, like: torch.Tensor) -> torch.Tensor:
@@ -67,12 +60,7 @@ def _check_mask(mask, t_q: int, t_k: int, like: torch.Tensor) -> torch.Tensor:
         raise TypeError(f"mask must be a boolean torch.Tensor (True = may attend), got {what}")
     if mask.device != like.device:
         raise ValueError(f"mask is on {mask.device} but q is on {like.device}; move one of them with .to()")
-    try:
-        torch.broadcast_shapes(mask.shape[-2:], (t_q, t_k))
-    except RuntimeError:
-        raise ValueError(
-            f"mask must broadcast to (..., t_q, t_k) = (..., {t_q}, {t_k}), got shape {tuple(mask.shape)}"
-        ) from None
+    check_mask_shape(mask.shape, t_q, t_k)
     return mask
 
 
@@ -163,12 +151,9 @@ class MultiHeadAttention(nn.Module):
         self.n_heads = check_size(n_heads, "n_heads")
         if self.d_model % self.n_heads:
             raise ValueError(f"d_model = {d_model} must be divisible by n_heads = {n_heads}")
-        for name, flag in (("causal", causal), ("bias", bias)):
-            if not isinstance(flag, bool):
-                raise TypeError(f"{name} must be True or False, got {flag!r}")
         self.d_head = self.d_model // self.n_heads
-        self.causal = causal
-        self.bias = bias
+        self.causal = check_flag(causal, "causal")
+        self.bias = check_flag(bias, "bias")
         for w in "qkvo":
             self.register_parameter(f"W_{w}", nn.Parameter(torch.empty(d_model, d_model)))
             self.register_parameter(f"b_{w}", nn.Parameter(torch.empty(d_model)) if bias else None)
@@ -302,81 +287,57 @@ class TransformerBlock(nn.Module):
 
 @dataclass(frozen=True)
 class DecoderCache:
-    """What a :class:`DecoderOnlyTransformer` has seen: one KVCache per block and the next position."""
+    """What a :class:`TransformerStack` has seen: one KVCache per block and the next position."""
 
     layers: list[KVCache] = field(default_factory=list)
     offset: int = 0
 
 
-class DecoderOnlyTransformer(nn.Module):
-    """A small GPT-style language model: token embedding + sinusoidal positions, blocks, LayerNorm, head.
+class TransformerStack(nn.Module):
+    """The body of a small GPT-style decoder: positions added, causal blocks, a final LayerNorm.
 
-    Parameters: ``embed`` (``nn.Embedding(vocab_size, d)``), ``blocks`` (n_layers :class:`TransformerBlock`),
-    ``ln_f`` (``nn.LayerNorm(d)``), ``head`` (``nn.Linear(d, vocab_size)``); the buffer ``P`` (max_len, d)
-    holds the position code (eq-positions). ``d_ff`` defaults to 4 d.
+    (b, t, d) -> (b, t, d). Wrapped in :class:`lstm_lab.nn.SequenceModel`, which adds the
+    token embedding and the readout, it is a decoder-only Transformer language model.
+    ``input_size`` and ``hidden_size`` are both ``d_model``; ``d_ff`` defaults to 4 d.
+
+    Parameters: ``blocks`` (n_layers :class:`TransformerBlock`), ``ln_f`` (``nn.LayerNorm(d)``);
+    the buffer ``P`` (max_len, d) holds the position code (eq-positions).
     """
 
-    def __init__(
-        self, vocab_size: int, d_model: int = 64, n_heads: int = 4, n_layers: int = 2, d_ff: int | None = None,
-        max_len: int = 512,
-    ):
+    def __init__(self, d_model: int = 64, n_heads: int = 4, n_layers: int = 2, d_ff: int | None = None,
+                 max_len: int = 512):
         super().__init__()
-        self.vocab_size = check_size(vocab_size, "vocab_size")
         self.d_model = check_size(d_model, "d_model")
         self.n_layers = check_size(n_layers, "n_layers")
         self.max_len = check_size(max_len, "max_len")
+        self.input_size = self.hidden_size = self.d_model
         d_ff = 4 * self.d_model if d_ff is None else check_size(d_ff, "d_ff")
         if self.d_model % 2:
             raise ValueError(f"d_model must be even for the sinusoidal positions, got {d_model}")
-        self.embed = nn.Embedding(self.vocab_size, self.d_model)
         self.blocks = nn.ModuleList(
             [TransformerBlock(self.d_model, n_heads, d_ff, causal=True) for _ in range(self.n_layers)]
         )
         self.ln_f = nn.LayerNorm(self.d_model)
-        self.head = nn.Linear(self.d_model, self.vocab_size)
         self.register_buffer("P", sinusoidal_positions(self.max_len, self.d_model), persistent=False)
 
-    def check_tokens(self, tokens) -> torch.Tensor:
-        if not isinstance(tokens, torch.Tensor):
-            raise TypeError(f"tokens must be a torch.Tensor of shape (b, t), got {type(tokens).__name__}")
-        if tokens.dtype == torch.bool or tokens.is_floating_point() or tokens.is_complex():
-            raise TypeError(f"tokens must be an integer tensor of token ids, shape (b, t), got dtype {tokens.dtype}")
-        if tokens.dim() != 2:
-            raise ValueError(f"tokens must have shape (b, t), got shape {tuple(tokens.shape)}")
-        if tokens.shape[1] == 0:
-            raise ValueError(f"tokens must have at least one time step, got shape {tuple(tokens.shape)}")
-        if tokens.device != self.P.device:
-            raise ValueError(f"tokens are on {tokens.device} but the model is on {self.P.device}")
-        if tokens.numel() and (int(tokens.min()) < 0 or int(tokens.max()) >= self.vocab_size):
-            raise ValueError(f"token ids must lie in [0, vocab_size) = [0, {self.vocab_size})")
-        return tokens
+    def forward(self, x: torch.Tensor, cache: DecoderCache | None = None):
+        """Run the blocks over ``x`` (b, t, d_model), the whole sequence or, with ``cache``, what follows it.
 
-    def forward(self, tokens: torch.Tensor, cache: DecoderCache | None = None):
-        """Next-token logits for every position.
-
-        Parameters
-        ----------
-        tokens : integer Tensor (b, t): the whole sequence, or with ``cache`` the tokens after it
-        cache : DecoderCache, optional: from the previous call; positions continue at ``cache.offset``
-
-        Returns
-        -------
-        logits : Tensor (b, t, vocab_size)
-        cache : DecoderCache of all positions so far (feed it back in to decode the next tokens)
+        ``cache`` is None or the :class:`DecoderCache` of the previous call; positions continue
+        at ``cache.offset``. Returns ``(y (b, t, d_model), cache of all positions so far)``:
+        feed the cache back in to decode the next tokens.
         """
-        tokens = self.check_tokens(tokens)
+        x = check_input(x, self.d_model, self.ln_f.weight, size_name="d_model")
         if cache is None:
             cache = DecoderCache(layers=[None] * self.n_layers, offset=0)
         elif not isinstance(cache, DecoderCache) or len(cache.layers) != self.n_layers:
             raise TypeError(f"cache must be a DecoderCache with {self.n_layers} layers (from an earlier call) or None")
-        b, t = tokens.shape
-        start = cache.offset
+        start, t = cache.offset, x.shape[1]
         if start + t > self.max_len:
             raise ValueError(f"positions {start}..{start + t - 1} exceed max_len = {self.max_len}")
-        x = self.embed(tokens.long()) + self.P[start : start + t]  # (b, t, d)  eq-positions
+        x = x + self.P[start : start + t]  # (b, t, d)  eq-positions
         layers = []
         for block, layer_cache in zip(self.blocks, cache.layers):
             x, layer_cache = block(x, layer_cache)  # (b, t, d)
             layers.append(layer_cache)
-        logits = self.head(self.ln_f(x))  # (b, t, vocab_size)
-        return logits, DecoderCache(layers=layers, offset=start + t)
+        return self.ln_f(x), DecoderCache(layers=layers, offset=start + t)  # (b, t, d)

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from lstm_lab.checks import check_method, check_size
+from lstm_lab.checks import check_choice, check_flag, check_size
 from lstm_lab.nn.torch_layout import check_convertible, params_from_torch, params_to_torch, torch_weights
 
 
@@ -49,7 +49,7 @@ def resolve_method(method: str, allowed: tuple[str, ...], has_torch_kernel: bool
     """The method a layer runs: "auto" -> "torch" where PyTorch has the model, else "cell".
 
     (Under ``torch.func.vmap`` an "auto" layer runs "cell": see :meth:`RecurrentLayer.method_for`.)"""
-    check_method(method, ("auto", *allowed))
+    check_choice(method, ("auto", *allowed))
     if method == "torch" and not has_torch_kernel:
         raise ValueError(f"method='torch' needs a model that torch.nn has; {what} is not one; use method='cell'")
     if method == "auto":
@@ -146,6 +146,14 @@ class RecurrentLayer(nn.Module):
             out[n] = w.new_zeros(shape) if p is None else (p.detach() if detach else p)
         return out
 
+    def forward(self, x: torch.Tensor, *states: torch.Tensor):
+        """x (b, t, d) and the layer's states, each (b, ·) -> hs (b, t, h), final states.
+
+        Runs ``forward_<method>`` for the method :meth:`method_for` picks: ``forward_cell``
+        (every layer), ``forward_torch`` (here) and, for the LSTM, ``forward_fused``.
+        """
+        return getattr(self, f"forward_{self.method_for(x, *states)}")(x, *states)
+
     def method_for(self, *tensors: torch.Tensor) -> str:
         """The method this call runs: ``self.method``, except under ``torch.func.vmap``.
 
@@ -202,9 +210,7 @@ class StackedRecurrent(nn.Module):
         self.input_size = check_size(input_size, "input_size")
         self.hidden_size = check_size(hidden_size, "hidden_size")
         self.num_layers = check_size(num_layers, "num_layers")
-        if not isinstance(bias, bool):
-            raise TypeError(f"bias must be True or False, got {bias!r}")
-        self.bias = bias
+        self.bias = check_flag(bias, "bias")
         self.layers = nn.ModuleList(
             [self.make_layer(self.input_size if k == 0 else self.hidden_size) for k in range(self.num_layers)]
         )

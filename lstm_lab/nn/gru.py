@@ -27,14 +27,10 @@ class GRULayer(RecurrentLayer):
         self.auto = method == "auto"
         super().__init__(gru_param_shapes(form, input_size, hidden_size), hidden_size, bias)
 
-    def forward(self, x: torch.Tensor, h0: torch.Tensor):
-        """x (b, t, d), h0 (b, h) -> hs (b, t, h), (h_T,)."""
-        if self.method_for(x, h0) == "torch":
-            return self.forward_torch(x, h0)
-        return self.forward_cell(x, h0)
-
     def forward_cell(self, x: torch.Tensor, h0: torch.Tensor):
-        """The readable loop: one line per equation, autograd for the backward pass."""
+        """The readable loop: one line per equation, autograd for the backward pass.
+
+        x (b, t, d), h0 (b, h) -> hs (b, t, h), (h_T,)."""
         h_prev = h0
         hs = []
         for step in range(x.shape[1]):
@@ -65,15 +61,8 @@ class GRU(StackedRecurrent):
     state_names = ("h",)
     torch_kind = "GRU"
 
-    def __init__(
-        self,
-        input_size: int,
-        hidden_size: int,
-        num_layers: int = 1,
-        bias: bool = True,
-        form: str = "torch",
-        method: str = "auto",
-    ):
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
+                 form: str = "torch", method: str = "auto"):
         self.form = check_gru_form(form)
         self.method = method
         super().__init__(input_size, hidden_size, num_layers, bias)

@@ -44,15 +44,6 @@ class LSTMLayer(RecurrentLayer):
             else:
                 self.b_f += self.forget_bias
 
-    def forward(self, x, h0, c0, gates0=None):
-        """x (b, t, d), h0 and c0 (b, h), FGR's gates0 (b, 3h) -> hs (b, t, h), final states."""
-        method = self.method_for(x, h0, c0)
-        if method == "torch":
-            return self.forward_torch(x, h0, c0)
-        if method == "fused":
-            return self.forward_fused(x, h0, c0)
-        return self.forward_cell(x, h0, c0, gates0)
-
     def pre_activation(self, k: str, x_t, h_prev, prev):
         """Block k's pre-activation x_t W_xk + h_{t-1} W_hk + b_k (b, h), plus FGR's terms from the
         previous step's gates ``prev``."""
@@ -63,7 +54,9 @@ class LSTMLayer(RecurrentLayer):
         return a
 
     def forward_cell(self, x, h0, c0, gates0=None):
-        """The readable cell: one line per equation, autograd for the backward pass."""
+        """The readable cell: one line per equation, autograd for the backward pass.
+
+        x (b, t, d), h0 and c0 (b, h), FGR's gates0 (b, 3h) -> hs (b, t, h), final states."""
         spec = self.spec
         peep = spec.peepholes
         h_prev, c_prev = h0, c0
@@ -148,16 +141,8 @@ class LSTM(StackedRecurrent):
 
     torch_kind = "LSTM"
 
-    def __init__(
-        self,
-        input_size: int,
-        hidden_size: int,
-        num_layers: int = 1,
-        bias: bool = True,
-        variant: str = "vanilla",
-        forget_bias: float = 0.0,
-        method: str = "auto",
-    ):
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
+                 variant: str = "vanilla", forget_bias: float = 0.0, method: str = "auto"):
         self.spec = lstm_spec(variant)
         check_forget_bias(self.spec, forget_bias)
         if forget_bias and not bias:

@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lstm_lab.checks import check_method, check_size
+from lstm_lab.checks import check_choice, check_size
 from lstm_lab.nn.base import check_input, check_state_tuple
 from lstm_lab.nn.ssm import (
     SCAN_METHODS,
@@ -104,7 +104,7 @@ class MambaBlock(CausalConvFront, nn.Module):
         self.dt_rank = math.ceil(self.d_model / 16) if dt_rank is None else check_size(dt_rank, "dt_rank")
         if not 0 < dt_min <= dt_max:
             raise ValueError(f"need 0 < dt_min <= dt_max, got dt_min = {dt_min!r}, dt_max = {dt_max!r}")
-        self.method = check_method(method, SCAN_METHODS)
+        self.method = check_choice(method, SCAN_METHODS)
         self.dt_min, self.dt_max = float(dt_min), float(dt_max)
         self.d_inner = e = self.expand * self.d_model
         n, r = self.d_state, self.dt_rank
@@ -236,3 +236,44 @@ class LTIBlock(CausalConvFront, nn.Module):
         K = lti_kernel(A_bar, B_bar, self.C, t)  # eq-ssm-kernel  (e, t)
         y = lti_convolution(x_conv, K, self.D)  # eq-ssm-convolution  (b, t, e)
         return self.out_proj(y * F.silu(z))  # (b, t, d)
+
+
+#: the blocks a :class:`MambaStack` can stack: "selective" (:class:`MambaBlock`) or "lti" (:class:`LTIBlock`)
+BLOCKS = ("selective", "lti")
+
+
+class MambaStack(nn.Module):
+    """``n_layers`` residual blocks ``x + block(norm(x))``, then a final LayerNorm: (b, t, d) -> (b, t, d).
+
+    The backbone of a Mamba language model (the reference code calls it ``MixerModel``), with
+    LayerNorm where the reference offers RMSNorm. ``block`` is "selective" (:class:`MambaBlock`)
+    or "lti" (:class:`LTIBlock`). Wrapped in :class:`lstm_lab.nn.SequenceModel`, which adds the
+    token embedding and the readout, it is a language model.
+
+    ``forward(x (b, t, d_model), state=None)`` returns ``(y (b, t, d_model), None)``: a stack run
+    over whole sequences keeps no state between calls (:meth:`MambaBlock.step` decodes one
+    token at a time with one). ``input_size`` and ``hidden_size`` are both ``d_model``.
+
+    Parameters: ``norms`` (n_layers ``nn.LayerNorm(d)``), ``blocks``, ``norm_f`` (``nn.LayerNorm(d)``).
+    """
+
+    def __init__(self, d_model: int, n_layers: int = 2, *, block: str = "selective", d_state: int = 16,
+                 expand: int = 2, d_conv: int = 4):
+        super().__init__()
+        self.block = check_choice(block, BLOCKS, "block")
+        self.d_model = check_size(d_model, "d_model")
+        self.n_layers = check_size(n_layers, "n_layers")
+        self.input_size = self.hidden_size = self.d_model
+        make = MambaBlock if block == "selective" else LTIBlock
+        self.norms = nn.ModuleList(nn.LayerNorm(self.d_model) for _ in range(self.n_layers))
+        self.blocks = nn.ModuleList(make(self.d_model, d_state, expand, d_conv) for _ in range(self.n_layers))
+        self.norm_f = nn.LayerNorm(self.d_model)
+
+    def forward(self, x: torch.Tensor, state=None):
+        """x (b, t, d_model) -> ``(y (b, t, d_model), None)``; ``state`` must be None."""
+        if state is not None:
+            raise TypeError(f"MambaStack keeps no state between calls: state must be None, got {type(state).__name__}")
+        x = check_input(x, self.d_model, self.norm_f.weight, size_name="d_model")
+        for norm, block in zip(self.norms, self.blocks):
+            x = x + block(norm(x))  # (b, t, d)
+        return self.norm_f(x), None  # (b, t, d)

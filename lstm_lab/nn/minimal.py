@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lstm_lab.checks import check_method, check_size
+from lstm_lab.checks import check_choice, check_size
 from lstm_lab.nn.base import add_parameters, check_input, check_state_tensor, uniform_init
 from lstm_lab.nn.scan import METHODS, linear_scan
 
@@ -68,7 +68,7 @@ class _MinRNN(nn.Module):
         super().__init__()
         self.input_size = check_size(input_size, "input_size")
         self.hidden_size = check_size(hidden_size, "hidden_size")
-        self.method = check_method(method, METHODS)
+        self.method = check_choice(method, METHODS)
         d, h = self.input_size, self.hidden_size
         add_parameters(self, {n: s for k in (*self.gates, "h") for n, s in ((f"W_x{k}", (d, h)), (f"b_{k}", (h,)))})
         self.reset_parameters()
@@ -89,7 +89,7 @@ class _MinRNN(nn.Module):
             h0 = x.new_zeros(b, self.hidden_size)
         else:
             h0 = check_state_tensor(h0, "h0", (b, self.hidden_size), x, layout="(b, h)")
-        method = check_method(self.method, METHODS)
+        method = check_choice(self.method, METHODS)
         hs = self.forward_sequential(x, h0) if method == "sequential" else self.forward_parallel(x, h0)
         return hs, hs[:, -1]
 

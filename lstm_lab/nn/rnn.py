@@ -20,14 +20,10 @@ class RNNLayer(RecurrentLayer):
         self.auto = method == "auto"
         super().__init__(rnn_param_shapes(input_size, hidden_size), hidden_size, bias)
 
-    def forward(self, x: torch.Tensor, h0: torch.Tensor):
-        """x (b, t, d), h0 (b, h) -> hs (b, t, h), (h_T,)."""
-        if self.method_for(x, h0) == "torch":
-            return self.forward_torch(x, h0)
-        return self.forward_cell(x, h0)
-
     def forward_cell(self, x: torch.Tensor, h0: torch.Tensor):
-        """The readable loop: one line per equation, autograd for the backward pass."""
+        """The readable loop: one line per equation, autograd for the backward pass.
+
+        x (b, t, d), h0 (b, h) -> hs (b, t, h), (h_T,)."""
         h = h0
         hs = []
         for step in range(x.shape[1]):

@@ -52,7 +52,7 @@ import math
 import torch
 from torch.autograd.function import once_differentiable
 
-from lstm_lab.checks import check_like, check_method, check_size
+from lstm_lab.checks import check_choice, check_like, check_size
 
 METHODS = ("auto", "sequential", "parallel", "chunked")
 
@@ -138,7 +138,7 @@ def _check_inputs(a, b, h0, method, chunk_size) -> None:
         if tuple(h0.shape) != expected:
             raise ValueError(f"h0 must have shape (b, ...) = {expected}, got {tuple(h0.shape)}")
         check_like(h0, b, "h0", "b")
-    check_method(method, METHODS)
+    check_choice(method, METHODS)
     if chunk_size is not None:
         check_size(chunk_size, "chunk_size")
 

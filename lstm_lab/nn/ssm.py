@@ -44,7 +44,7 @@ import math
 
 import torch
 
-from lstm_lab.checks import check_method, check_size
+from lstm_lab.checks import check_choice, check_size
 from lstm_lab.nn.scan import linear_scan
 
 DISCRETIZATIONS = ("zoh_a_euler_b", "zoh")
@@ -312,7 +312,7 @@ def selective_scan(
     with that method. ``discretization``: "zoh_a_euler_b" (Mamba: B_bar = delta B) or "zoh"
     (exact: B_bar = (exp(delta A) - 1) / A B).
     """
-    check_method(method, SCAN_METHODS)
+    check_choice(method, SCAN_METHODS)
     if discretization not in DISCRETIZATIONS:
         options = ", ".join(map(repr, DISCRETIZATIONS))
         raise ValueError(f"discretization must be one of {options}, got {discretization!r}")

@@ -46,24 +46,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lstm_lab.checks import check_method, check_size
+from lstm_lab.checks import check_choice, check_flag, check_size
 from lstm_lab.nn.base import add_parameters, check_input, check_state_tuple, uniform_init
 
 __all__ = ["SLSTMCell", "SLSTM", "MLSTM", "stabilised_floor"]
 
 _FORGET_GATES = ("exp", "sigmoid")
-
-
-def _check_flag(value, name: str) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError(f"{name} must be True or False, got {value!r}")
-    return value
-
-
-def _check_forget_gate(value) -> str:
-    if value not in _FORGET_GATES:
-        raise ValueError(f"forget_gate must be 'exp' or 'sigmoid', got {value!r}")
-    return value
 
 
 def _check_state(state, names: tuple[str, ...], shapes: tuple[tuple[int, ...], ...], x: torch.Tensor):
@@ -104,8 +92,8 @@ class SLSTMCell(nn.Module):
         super().__init__()
         self.input_size = check_size(input_size, "input_size")
         self.hidden_size = check_size(hidden_size, "hidden_size")
-        self.stabilised = _check_flag(stabilised, "stabilised")
-        self.forget_gate = _check_forget_gate(forget_gate)
+        self.stabilised = check_flag(stabilised, "stabilised")
+        self.forget_gate = check_choice(forget_gate, _FORGET_GATES, "forget_gate")
         d, h = self.input_size, self.hidden_size
         for k in self.gates:
             add_parameters(self, {f"W_x{k}": (d, h), f"W_h{k}": (h, h), f"b_{k}": (h,)})
@@ -218,14 +206,14 @@ class MLSTM(nn.Module):
         self.input_size = check_size(input_size, "input_size")
         self.hidden_size = check_size(hidden_size, "hidden_size")
         self.n_heads = check_size(n_heads, "n_heads")
-        self.method = check_method(method, MLSTM_METHODS)
+        self.method = check_choice(method, MLSTM_METHODS)
         if self.hidden_size % self.n_heads:
             raise ValueError(f"hidden_size ({hidden_size}) must be a multiple of n_heads ({n_heads})")
         self.head_size = self.hidden_size // self.n_heads
-        self.stabilised = _check_flag(stabilised, "stabilised")
+        self.stabilised = check_flag(stabilised, "stabilised")
         if self.method == "parallel" and not self.stabilised:
             raise ValueError("method='parallel' is always stabilised; use method='sequential' with stabilised=False")
-        self.forget_gate = _check_forget_gate(forget_gate)
+        self.forget_gate = check_choice(forget_gate, _FORGET_GATES, "forget_gate")
         d, h, nh = self.input_size, self.hidden_size, self.n_heads
         add_parameters(self, {
             "W_xq": (d, h), "W_xk": (d, h), "W_xv": (d, h), "W_xo": (d, h), "b_o": (h,),
@@ -258,7 +246,7 @@ class MLSTM(nn.Module):
     def forward(self, x: torch.Tensor, state=None):
         x = check_input(x, self.input_size, self.W_xq)
         b, nh, dh = x.shape[0], self.n_heads, self.head_size
-        method = check_method(self.method, MLSTM_METHODS)
+        method = check_choice(self.method, MLSTM_METHODS)
         if method == "parallel" and not self.stabilised:
             raise ValueError("method='parallel' is always stabilised; use method='sequential' with stabilised=False")
         shapes = ((b, nh, dh, dh), (b, nh, dh), (b, nh))

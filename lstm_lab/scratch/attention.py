@@ -18,30 +18,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from lstm_lab.checks import check_size
+from lstm_lab.checks import QKV_AXES, check_attention_shapes, check_mask_shape, check_size
 
 
 def _check_qkv(q, k, v):
     """q, k, v as float arrays with matching d_k and t_k and broadcastable leading axes."""
-    arrays = []
-    for name, a, letters in (("q", q, "t_q, d_k"), ("k", k, "t_k, d_k"), ("v", v, "t_k, d_v")):
-        a = np.asarray(a)
+    q, k, v = arrays = [np.asarray(a) for a in (q, k, v)]
+    for name, a in zip("qkv", arrays):
         if a.dtype.kind != "f":
-            raise TypeError(f"{name} must be a floating-point array of shape (..., {letters}), got dtype {a.dtype}")
-        if a.ndim < 2:
-            raise ValueError(f"{name} must have shape (..., {letters}) (at least 2 axes), got shape {a.shape}")
-        arrays.append(a)
-    q, k, v = arrays
-    if q.shape[-1] != k.shape[-1]:
-        raise ValueError(f"q and k must share d_k (their last axis), got q {q.shape} and k {k.shape}")
-    if k.shape[-2] != v.shape[-2]:
-        raise ValueError(f"k and v must share t_k (their second-to-last axis), got k {k.shape} and v {v.shape}")
-    try:
-        np.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
-    except ValueError:
-        raise ValueError(
-            f"the leading axes of q {q.shape}, k {k.shape} and v {v.shape} do not broadcast together"
-        ) from None
+            raise TypeError(f"{name} must be a floating-point array of shape (..., {QKV_AXES[name]}), "
+                            f"got dtype {a.dtype}")
+    check_attention_shapes(q.shape, k.shape, v.shape)
     return q, k, v
 
 
@@ -49,12 +36,7 @@ def _check_mask(mask, t_q: int, t_k: int) -> np.ndarray:
     mask = np.asarray(mask)
     if mask.dtype != np.bool_:
         raise TypeError(f"mask must be a boolean array (True = may attend), got dtype {mask.dtype}")
-    try:
-        np.broadcast_shapes(mask.shape[-2:], (t_q, t_k))
-    except ValueError:
-        raise ValueError(
-            f"mask must broadcast to (..., t_q, t_k) = (..., {t_q}, {t_k}), got shape {mask.shape}"
-        ) from None
+    check_mask_shape(mask.shape, t_q, t_k)
     return mask
 
 
