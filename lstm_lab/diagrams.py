@@ -30,8 +30,8 @@ from matplotlib.lines import Line2D
 from matplotlib.mathtext import MathTextParser
 from matplotlib.patches import Circle, FancyArrowPatch, FancyBboxPatch
 
-from lstm_lab.checks import check_int
-from lstm_lab.variants import lstm_spec
+from lstm_lab.checks import check_choice, check_int
+from lstm_lab.variants import GRU_FORMS, lstm_spec
 
 __all__ = [
     "LSTM_DIAGRAM_VARIANTS",
@@ -67,7 +67,7 @@ TIMES = r"$\times$"
 ONE_MINUS = r"$1-$"
 
 LSTM_DIAGRAM_VARIANTS = ("vanilla", "peephole", "CIFG", "NFG")
-GRU_DIAGRAM_FORMS = ("torch", "cho")
+GRU_DIAGRAM_FORMS = GRU_FORMS  # both forms have a diagram
 
 
 # ---------------------------------------------------------------------------------------
@@ -447,8 +447,7 @@ def draw_gru_cell(form: str = "torch"):
     ``torch.nn.GRU``) or ``"cho"`` (the × comes before: ``(r_t ⊙ h_{t-1}) W_hn``). The title
     says which. Returns the :class:`matplotlib.figure.Figure`.
     """
-    if form not in GRU_DIAGRAM_FORMS:
-        raise ValueError(f"form must be one of {', '.join(map(repr, GRU_DIAGRAM_FORMS))}; got {form!r}")
+    check_choice(form, GRU_DIAGRAM_FORMS, "form")
     fig, ax = _canvas(8.5, 5.7)
     y_top, y_one, y_reset, y_box, y_bus, y_xn = 4.4, 3.85, 3.0, 2.0, 1.3, 0.85
     x_drop, x_xt, x_z, x_n, x_mix, x_plus, x_right = 1.15, 1.6, 4.05, 5.15, 6.3, 7.3, 8.05

@@ -30,6 +30,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from lstm_lab.checks import check_choice
+
 LSTM_VARIANTS = ("vanilla", "peephole", "NIG", "NFG", "NOG", "NIAF", "NOAF", "NP", "CIFG", "FGR")
 
 
@@ -153,6 +155,5 @@ def gru_param_shapes(form: str, input_size: int, hidden_size: int) -> dict[str, 
 
 
 def check_gru_form(form: str) -> str:
-    if form not in GRU_FORMS:
-        raise ValueError(f"unknown GRU form {form!r}; valid forms: {', '.join(map(repr, GRU_FORMS))}")
-    return form
+    """``form`` is one of :data:`GRU_FORMS`: "torch" or "cho"."""
+    return check_choice(form, GRU_FORMS, "form")

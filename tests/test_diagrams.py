@@ -375,10 +375,15 @@ def test_gru_form_sets_the_order_of_matrix_and_reset(form, reset_after_matrix):
     plt.close(fig)
 
 
-@pytest.mark.parametrize("form", ["Torch", "cudnn", "", None])
+@pytest.mark.parametrize("form", ["Torch", "cudnn", ""])
 def test_gru_cell_rejects_unknown_forms(form):
     with pytest.raises(ValueError, match="form must be one of 'torch', 'cho'"):
         draw_gru_cell(form)
+
+
+def test_gru_cell_rejects_a_form_that_is_no_str():
+    with pytest.raises(TypeError, match="form must be a str, one of 'torch', 'cho'"):
+        draw_gru_cell(None)
 
 
 # --- one gate ------------------------------------------------------------------------------------

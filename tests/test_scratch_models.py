@@ -217,7 +217,7 @@ def _bad_calls():
         ("shape", lambda: scratch.lstm_forward(x, {**params, "b_i": np.zeros(4)}), ValueError, r"params\['b_i'\]"),
         ("gates0", lambda: scratch.lstm_forward(x, params, gates0=np.zeros((2, 15))), ValueError,
          "only used by the FGR"),
-        ("form", lambda: scratch.gru_forward(x, gp, form="keras"), ValueError, "valid forms"),
+        ("form", lambda: scratch.gru_forward(x, gp, form="keras"), ValueError, "form must be one of 'torch', 'cho'"),
         ("dhs", lambda: scratch.rnn_backward(dhs[:, :2], scratch.rnn_forward(x, rp)[1]), ValueError,
          "dhs must have the shape"),
         ("params type", lambda: scratch.rnn_forward(x, [1, 2]), TypeError, "params must be a dict"),

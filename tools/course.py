@@ -260,10 +260,17 @@ def equation_map_text(root: Path = ROOT) -> str:
         "`diagrams.py`: every figure; `checks.py`: the shared argument checks; `runtime.py`: "
         "device, seeds, eval mode.",
         "- One word for each kind of choice: the algorithm that computes a function is its "
-        "`method` (set once, in a module's constructor or a function's arguments; modules "
-        "default to `\"auto\"`, the fastest for the input, and tests hold every method equal); "
-        "a wrong type (or dtype) is a `TypeError` and a wrong value (a shape, a range, a device) a "
-        "`ValueError` (`checks.py`).",
+        "`method` (set once, in a module's constructor or a function's arguments; tests hold "
+        "every method equal). Modules default to `\"auto\"`, the fastest for the input, except "
+        "the mLSTM, whose `\"parallel\"` form needs memory that grows with t squared, and the "
+        "function `nn.ssm.selective_scan`, whose default is the plain loop it is checked against.",
+        "- One rule for errors: a wrong type (or dtype) is a `TypeError` and a wrong value (a shape, "
+        "a range, a device) a `ValueError`, and the message names the argument (`checks.py`).",
+        "- One rule for outputs: every sequence model (the recurrent stacks, `TransformerStack`, "
+        "`MambaStack`, `SequenceModel`) maps (b, t, d) to `(outputs (b, t, h), state)`, where "
+        "`state` is what the next call takes (None if it keeps none); a block inside a stack "
+        "(`MambaBlock`, `LTIBlock`) maps (b, t, d) to (b, t, d). An objective is "
+        "`loss(model, x, *targets)`, as `train` calls it (`train.py`).",
         "",
         "## Every equation of the book, and the code that computes it",
         "",

@@ -313,9 +313,7 @@ def selective_scan(
     (exact: B_bar = (exp(delta A) - 1) / A B).
     """
     check_choice(method, SCAN_METHODS)
-    if discretization not in DISCRETIZATIONS:
-        options = ", ".join(map(repr, DISCRETIZATIONS))
-        raise ValueError(f"discretization must be one of {options}, got {discretization!r}")
+    check_choice(discretization, DISCRETIZATIONS, "discretization")
     _check_selective(x, delta, A, B, C, D, h0)
     b, t, d = x.shape
     n = A.shape[1]

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from lstm_lab.checks import check_choice
 from lstm_lab.scratch.activations import as_float_array
 
 DISCRETIZATIONS = ("zoh_a_euler_b", "zoh")
@@ -60,9 +61,7 @@ def selective_scan(x, delta, A, B, C, D=None, *, h0=None, discretization: str = 
     Shapes as in the module's glossary; D None means no skip term, h0 None a zero start.
     ``cache`` holds what :func:`selective_scan_backward` needs.
     """
-    if discretization not in DISCRETIZATIONS:
-        raise ValueError(f"discretization must be one of {', '.join(map(repr, DISCRETIZATIONS))}, "
-                         f"got {discretization!r}")
+    check_choice(discretization, DISCRETIZATIONS, "discretization")
     x, delta, A, B, C, D, h0 = _check(x, delta, A, B, C, D, h0)
     b, t, d = x.shape
     n = A.shape[1]
