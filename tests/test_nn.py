@@ -275,8 +275,6 @@ def test_bad_construction(kwargs, error, message):
 
 
 def test_from_torch_rejects_what_it_cannot_represent():
-    with pytest.raises(ValueError, match="bidirectional"):
-        LSTM.from_torch(torch.nn.LSTM(3, 4, bidirectional=True))
     with pytest.raises(ValueError, match="proj_size"):
         LSTM.from_torch(torch.nn.LSTM(3, 4, proj_size=2))
     with pytest.raises(ValueError, match="tanh"):

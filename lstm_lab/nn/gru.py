@@ -14,23 +14,27 @@ from __future__ import annotations
 
 import torch
 
-from lstm_lab.nn.base import RecurrentLayer, StackedRecurrent, resolve_method
+from lstm_lab.nn.base import RecurrentLayer, StackedRecurrent, hold, resolve_method, step_mask, zero_padding
 from lstm_lab.variants import check_gru_form, gru_param_shapes
 
 
 class GRULayer(RecurrentLayer):
     torch_kind = "GRU"
 
-    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, form: str = "torch", method: str = "auto"):
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, form: str = "torch", method: str = "auto",
+                 reverse: bool = False):
         self.form = check_gru_form(form)
         self.method = resolve_method(method, ("cell", "torch"), form == "torch", f"the {form!r} GRU")
         self.auto = method == "auto"
-        super().__init__(gru_param_shapes(form, input_size, hidden_size), hidden_size, bias)
+        super().__init__(gru_param_shapes(form, input_size, hidden_size), hidden_size, bias, reverse)
 
-    def forward_cell(self, x: torch.Tensor, h0: torch.Tensor):
+    def forward_cell(self, x: torch.Tensor, h0: torch.Tensor, lengths: torch.Tensor | None = None):
         """The readable loop: one line per equation, autograd for the backward pass.
 
-        x (b, t, d), h0 (b, h) -> hs (b, t, h), (h_T,)."""
+        x (b, t, d), h0 (b, h) -> hs (b, t, h), (h_T,). With ``lengths`` (b,), a masked loop:
+        the state does not move at a sequence's padded steps, whose outputs are zeros."""
+        mask = step_mask(lengths, x)  # (b, t, 1): True at real steps; None without lengths
+        x = zero_padding(x, mask)  # padded inputs never enter the arithmetic (not even a NaN)
         h_prev = h0
         hs = []
         for step in range(x.shape[1]):
@@ -43,9 +47,10 @@ class GRULayer(RecurrentLayer):
                 n = torch.tanh(x_n + r * h_n)  # eq-gru-candidate
             else:
                 n = torch.tanh(x_n + (r * h_prev) @ self.W_hn)  # eq-gru-candidate-cho
-            h_prev = (1 - z) * n + z * h_prev  # eq-gru-hidden
+            h = (1 - z) * n + z * h_prev  # eq-gru-hidden
+            h_prev = hold(mask, step, h, h_prev)  # padded steps keep the state
             hs.append(h_prev)
-        return torch.stack(hs, dim=1), (h_prev,)
+        return zero_padding(torch.stack(hs, dim=1), mask), (h_prev,)
 
 
 class GRU(StackedRecurrent):
@@ -56,22 +61,25 @@ class GRU(StackedRecurrent):
     W_hn. ``method`` is "cell" (the readable loop), "torch" (PyTorch's kernel; form "torch"
     only) or "auto" (the kernel where it applies, but "cell" under ``torch.func.vmap``).
     ``forward(x, h0=None)`` returns ``(outputs (b, t, h), h_n (num_layers, b, h))``.
+    ``dropout`` and ``bidirectional`` mean what they mean in ``torch.nn.GRU`` (then the outputs are
+    (b, t, 2h) and the states (num_layers * 2, b, h)), and ``forward(x, h0, lengths=...)`` runs a
+    right-padded batch of sequences of different lengths: see :meth:`StackedRecurrent.forward`.
     """
 
     state_names = ("h",)
     torch_kind = "GRU"
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
-                 form: str = "torch", method: str = "auto"):
+                 form: str = "torch", method: str = "auto", *, dropout: float = 0.0, bidirectional: bool = False):
         self.form = check_gru_form(form)
         self.method = method
-        super().__init__(input_size, hidden_size, num_layers, bias)
+        super().__init__(input_size, hidden_size, num_layers, bias, dropout=dropout, bidirectional=bidirectional)
 
-    def make_layer(self, input_size: int) -> GRULayer:
-        return GRULayer(input_size, self.hidden_size, self.bias, self.form, self.method)
+    def make_layer(self, input_size: int, reverse: bool = False) -> GRULayer:
+        return GRULayer(input_size, self.hidden_size, self.bias, self.form, self.method, reverse)
 
     def extra_repr(self) -> str:
-        return f"form={self.form!r}"
+        return ", ".join(part for part in (f"form={self.form!r}", self.stack_repr()) if part)
 
     def check_torch_equivalent(self) -> None:
         if self.form != "torch":

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import torch
 
-from lstm_lab.nn.base import RecurrentLayer, StackedRecurrent, resolve_method
+from lstm_lab.nn.base import RecurrentLayer, StackedRecurrent, hold, resolve_method, step_mask, zero_padding
 from lstm_lab.nn.fused_lstm import FUSED_ORDER, fused_lstm
 from lstm_lab.variants import LSTMSpec, check_forget_bias, lstm_param_shapes, lstm_spec
 
@@ -27,13 +27,14 @@ class LSTMLayer(RecurrentLayer):
     torch_kind = "LSTM"
 
     def __init__(
-        self, input_size: int, hidden_size: int, bias: bool, spec: LSTMSpec, forget_bias: float, method: str
+        self, input_size: int, hidden_size: int, bias: bool, spec: LSTMSpec, forget_bias: float, method: str,
+        reverse: bool = False,
     ):
         self.spec = spec
         self.forget_bias = forget_bias
         self.method = resolve_method(method, LSTM_METHODS, spec.torch_twin, f"the {spec.name} LSTM")
         self.auto = method == "auto"
-        super().__init__(lstm_param_shapes(spec, input_size, hidden_size), hidden_size, bias)
+        super().__init__(lstm_param_shapes(spec, input_size, hidden_size), hidden_size, bias, reverse)
 
     @torch.no_grad()
     def reset_parameters(self) -> None:
@@ -53,10 +54,14 @@ class LSTMLayer(RecurrentLayer):
                 a = a + prev[src] @ getattr(self, f"R_{src}{k}")  # (b, h) @ (h, h)
         return a
 
-    def forward_cell(self, x, h0, c0, gates0=None):
+    def forward_cell(self, x, h0, c0, gates0=None, lengths=None):
         """The readable cell: one line per equation, autograd for the backward pass.
 
-        x (b, t, d), h0 and c0 (b, h), FGR's gates0 (b, 3h) -> hs (b, t, h), final states."""
+        x (b, t, d), h0 and c0 (b, h), FGR's gates0 (b, 3h) -> hs (b, t, h), final states.
+        With ``lengths`` (b,), a masked loop: the states do not move at a sequence's padded
+        steps, whose outputs are zeros."""
+        mask = step_mask(lengths, x)  # (b, t, 1): True at real steps; None without lengths
+        x = zero_padding(x, mask)  # padded inputs never enter the arithmetic (not even a NaN)
         spec = self.spec
         peep = spec.peepholes
         h_prev, c_prev = h0, c0
@@ -86,15 +91,16 @@ class LSTMLayer(RecurrentLayer):
                 o = torch.sigmoid(o_pre + (c * self.p_o if peep else 0))  # eq-lstm-output, eq-peephole-output
             else:
                 o = ones
-            h_prev = o * (torch.tanh(c) if spec.output_activation else c)  # eq-lstm-hidden
+            h = o * (torch.tanh(c) if spec.output_activation else c)  # eq-lstm-hidden
+            h_prev = hold(mask, step, h, h_prev)  # padded steps keep the state
+            c_prev = hold(mask, step, c, c_prev)
             hs.append(h_prev)
-            c_prev = c
             if spec.full_gate_recurrence:
-                prev = {"i": i, "f": f, "o": o}
+                prev = {k: hold(mask, step, new, prev[k]) for k, new in zip("ifo", (i, f, o))}
         finals = (h_prev, c_prev)
         if spec.full_gate_recurrence:
             finals += (torch.cat([prev["i"], prev["f"], prev["o"]], dim=1),)
-        return torch.stack(hs, dim=1), finals
+        return zero_padding(torch.stack(hs, dim=1), mask), finals
 
     def stacked_weights(self):
         """``W_x`` (d, 4h), ``W_h`` (h, 4h), ``b`` (4h,) in the fused order [i, f, g, o]."""
@@ -106,8 +112,13 @@ class LSTMLayer(RecurrentLayer):
             b = W_x.new_zeros(W_x.shape[1])
         return W_x, W_h, b
 
-    def forward_fused(self, x, h0, c0):
-        """The fast path (vanilla LSTM only): ``lstm_lab.nn.fused_lstm``."""
+    def forward_fused(self, x, h0, c0, lengths=None):
+        """The fast path (vanilla LSTM only): ``lstm_lab.nn.fused_lstm``; every sequence has all t steps."""
+        if lengths is not None:
+            raise ValueError(
+                "lengths needs method='cell' (the masked loop) or method='torch' (PyTorch's kernel on packed "
+                "sequences); method='fused' runs batches of equal lengths only"
+            )
         hs, h_n, c_n = fused_lstm(x, h0, c0, *self.stacked_weights())
         return hs, (h_n, c_n)
 
@@ -134,15 +145,23 @@ class LSTM(StackedRecurrent):
         since PyTorch's LSTM kernel has no batching rule. No choice draws random numbers or
         keeps a copy of the weights: all of them compute on the parameters below.
 
+    dropout, bidirectional
+        As in ``torch.nn.LSTM``: dropout on the output of every layer but the last, in training
+        mode; a reverse direction beside the forward one in every layer (outputs (b, t, 2h),
+        forward half first), for every variant and every method.
+
     ``forward(x, state=None)`` takes x (b, t, input_size) and ``state = (h0, c0)``, each
-    (num_layers, b, h), or None for zeros; FGR adds a third tensor, the previous gates
-    (num_layers, b, 3h). It returns ``(outputs (b, t, h), (h_n, c_n))`` like ``torch.nn.LSTM``.
+    (num_layers, b, h) (num_layers * 2 if bidirectional), or None for zeros; FGR adds a third
+    tensor, the previous gates (num_layers, b, 3h). It returns ``(outputs (b, t, h), (h_n, c_n))``
+    like ``torch.nn.LSTM``. ``forward(x, state, lengths=...)`` runs a right-padded batch of
+    sequences of different lengths (methods "cell" and "torch"): see :meth:`StackedRecurrent.forward`.
     """
 
     torch_kind = "LSTM"
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
-                 variant: str = "vanilla", forget_bias: float = 0.0, method: str = "auto"):
+                 variant: str = "vanilla", forget_bias: float = 0.0, method: str = "auto", *,
+                 dropout: float = 0.0, bidirectional: bool = False):
         self.spec = lstm_spec(variant)
         check_forget_bias(self.spec, forget_bias)
         if forget_bias and not bias:
@@ -153,21 +172,22 @@ class LSTM(StackedRecurrent):
         self.forget_bias = float(forget_bias)
         self.method = method
         self.state_names = ("h", "c", "gates") if self.spec.full_gate_recurrence else ("h", "c")
-        super().__init__(input_size, hidden_size, num_layers, bias)
+        super().__init__(input_size, hidden_size, num_layers, bias, dropout=dropout, bidirectional=bidirectional)
 
     @property
     def variant(self) -> str:
         return self.spec.name
 
-    def make_layer(self, input_size: int) -> LSTMLayer:
-        return LSTMLayer(input_size, self.hidden_size, self.bias, self.spec, self.forget_bias, self.method)
+    def make_layer(self, input_size: int, reverse: bool = False) -> LSTMLayer:
+        return LSTMLayer(input_size, self.hidden_size, self.bias, self.spec, self.forget_bias, self.method, reverse)
 
     def state_sizes(self) -> tuple[int, ...]:
         h = self.hidden_size
         return (h, h, 3 * h) if self.spec.full_gate_recurrence else (h, h)
 
     def extra_repr(self) -> str:
-        return f"variant={self.variant!r}, forget_bias={self.forget_bias}, method={self.method!r}"
+        own = f"variant={self.variant!r}, forget_bias={self.forget_bias}, method={self.method!r}"
+        return ", ".join(part for part in (own, self.stack_repr()) if part)
 
     def check_torch_equivalent(self) -> None:
         if not self.spec.torch_twin:

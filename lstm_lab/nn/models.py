@@ -57,7 +57,8 @@ class SequenceModel(nn.Module):
         self.vocab_size = None if vocab_size is None else check_size(vocab_size, "vocab_size")
         self.core = core
         self.embed = nn.Embedding(self.vocab_size, core.input_size) if self.vocab_size else None
-        self.head = nn.Linear(core.hidden_size, self.output_size)
+        directions = getattr(core, "num_directions", 1)  # a bidirectional stack outputs 2h features
+        self.head = nn.Linear(core.hidden_size * directions, self.output_size)
 
     def check_tokens(self, tokens) -> torch.Tensor:
         """``tokens`` must be an integer tensor (b, t) of ids in [0, vocab_size) on the model's device."""

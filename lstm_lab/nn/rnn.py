@@ -8,28 +8,33 @@ from __future__ import annotations
 
 import torch
 
-from lstm_lab.nn.base import RecurrentLayer, StackedRecurrent, resolve_method
+from lstm_lab.nn.base import RecurrentLayer, StackedRecurrent, hold, resolve_method, step_mask, zero_padding
 from lstm_lab.variants import rnn_param_shapes
 
 
 class RNNLayer(RecurrentLayer):
     torch_kind = "RNN"
 
-    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, method: str = "auto"):
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, method: str = "auto",
+                 reverse: bool = False):
         self.method = resolve_method(method, ("cell", "torch"), True, "the tanh RNN")
         self.auto = method == "auto"
-        super().__init__(rnn_param_shapes(input_size, hidden_size), hidden_size, bias)
+        super().__init__(rnn_param_shapes(input_size, hidden_size), hidden_size, bias, reverse)
 
-    def forward_cell(self, x: torch.Tensor, h0: torch.Tensor):
+    def forward_cell(self, x: torch.Tensor, h0: torch.Tensor, lengths: torch.Tensor | None = None):
         """The readable loop: one line per equation, autograd for the backward pass.
 
-        x (b, t, d), h0 (b, h) -> hs (b, t, h), (h_T,)."""
-        h = h0
+        x (b, t, d), h0 (b, h) -> hs (b, t, h), (h_T,). With ``lengths`` (b,), a masked loop:
+        the state does not move at a sequence's padded steps, whose outputs are zeros."""
+        mask = step_mask(lengths, x)  # (b, t, 1): True at real steps; None without lengths
+        x = zero_padding(x, mask)  # padded inputs never enter the arithmetic (not even a NaN)
+        h_prev = h0
         hs = []
         for step in range(x.shape[1]):
-            h = torch.tanh(self.linear("h", x[:, step], h))  # eq-rnn
-            hs.append(h)
-        return torch.stack(hs, dim=1), (h,)
+            h = torch.tanh(self.linear("h", x[:, step], h_prev))  # eq-rnn
+            h_prev = hold(mask, step, h, h_prev)  # padded steps keep the state
+            hs.append(h_prev)
+        return zero_padding(torch.stack(hs, dim=1), mask), (h_prev,)
 
 
 class RNN(StackedRecurrent):
@@ -38,14 +43,18 @@ class RNN(StackedRecurrent):
     ``method`` is "cell" (the readable loop), "torch" (PyTorch's kernel on these parameters)
     or "auto" (= "torch"; "cell" under ``torch.func.vmap``). ``forward(x, h0=None)`` takes x (b, t, input_size) and h0
     (num_layers, b, h) and returns ``(outputs (b, t, h), h_n (num_layers, b, h))``.
+    ``dropout`` and ``bidirectional`` mean what they mean in ``torch.nn.RNN`` (then the outputs are
+    (b, t, 2h) and the states (num_layers * 2, b, h)), and ``forward(x, h0, lengths=...)`` runs a
+    right-padded batch of sequences of different lengths: see :meth:`StackedRecurrent.forward`.
     """
 
     state_names = ("h",)
     torch_kind = "RNN"
 
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True, method: str = "auto"):
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True, method: str = "auto",
+                 *, dropout: float = 0.0, bidirectional: bool = False):
         self.method = method
-        super().__init__(input_size, hidden_size, num_layers, bias)
+        super().__init__(input_size, hidden_size, num_layers, bias, dropout=dropout, bidirectional=bidirectional)
 
-    def make_layer(self, input_size: int) -> RNNLayer:
-        return RNNLayer(input_size, self.hidden_size, self.bias, self.method)
+    def make_layer(self, input_size: int, reverse: bool = False) -> RNNLayer:
+        return RNNLayer(input_size, self.hidden_size, self.bias, self.method, reverse)
