@@ -1,5 +1,5 @@
 """Experiments over many seeds and variants: seed ensembles, the variants' "odyssey", training on
-continual streams, and how long a model takes to solve a task (chapters 4 to 7 use them).
+continual streams, and how long a model takes to solve a task (chapters 4 to 8 use them).
 
 Glossary: ``s`` ensemble members (one per seed), b batch, t time steps, d input features,
 k outputs per step. Arrays are batch-first; an ensemble puts its member axis in front:

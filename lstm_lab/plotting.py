@@ -249,6 +249,41 @@ def plot_heatmaps(
     return fig
 
 
+def plot_alignment(
+    weights: np.ndarray,
+    source: Sequence[str],
+    target: Sequence[str],
+    *,
+    title: str | None = None,
+    ax=None,
+):
+    """Attention weights as an alignment: one row per output word, one column per source word.
+
+    ``weights`` (u, t): row i holds the weights a_ij with which output word i looked at the
+    source words (each row sums to 1). ``source`` (t labels) and ``target`` (u labels) name the
+    columns and the rows. The colour scale runs from 0 (white) to 1. Returns the figure.
+    """
+    w = np.asarray(weights, dtype=float)
+    if w.ndim != 2 or w.shape != (len(target), len(source)):
+        raise ValueError(f"weights must have shape (len(target), len(source)) = ({len(target)}, {len(source)}), "
+                         f"got {w.shape}")
+    u, t = w.shape
+    fig, ax = _figure(ax, (min(FIG_WIDTH, 1.2 + 0.45 * t), 1.0 + 0.4 * u))
+    mesh = ax.pcolormesh(np.arange(t + 1) - 0.5, np.arange(u + 1) - 0.5, w, cmap="Greys", vmin=0.0, vmax=1.0)
+    ax.set_xticks(range(t), list(source))
+    ax.set_yticks(range(u), list(target))
+    ax.invert_yaxis()  # the first output word on top, as one reads
+    ax.xaxis.tick_top()
+    ax.set_xlabel("source word $j$")
+    ax.xaxis.set_label_position("top")
+    ax.set_ylabel("output word $i$")
+    ax.set_aspect("equal")
+    if title:
+        ax.set_title(title, pad=28)
+    fig.colorbar(mesh, ax=ax, pad=0.02, shrink=0.8, label="weight $a_{ij}$")
+    return fig
+
+
 def _finish_axes(ax, xlabel: str, ylabel: str, title: str | None):
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)

@@ -31,6 +31,8 @@ Tasks:
 - :func:`selective_copying`: reproduce the data tokens scattered among noise, in order.
 - :func:`associative_recall`: multi-query associative recall over key-value pairs.
 - :func:`running_parity`: the parity of the bits read so far, at every step (state tracking).
+- :func:`toy_translation`, :func:`translation_text`: translate a string of symbols word by
+  word, with neighbouring words swapped (sequence to sequence).
 """
 
 from __future__ import annotations
@@ -64,6 +66,8 @@ __all__ = [
     "selective_copying",
     "associative_recall",
     "running_parity",
+    "toy_translation",
+    "translation_text",
 ]
 
 ADDING_BASELINE_MSE = 1.0 / 6.0
@@ -764,3 +768,77 @@ def running_parity(*, batch_size, seq_len, seed=None, rng=None):
     x = rng.integers(0, 2, size=(b, t)).astype(np.int64)  # (b, t)
     y = np.cumsum(x, axis=1) % 2  # (b, t)
     return x, y.astype(np.int64)
+
+
+# ----------------------------------------------------------------------------- toy translation
+def toy_translation(*, batch_size, seq_len, num_symbols=26, seed=None, rng=None):
+    """A translation task made by code: source strings and their translations, for sequence to sequence.
+
+    The source language has ``k = num_symbols`` words, written a, b, c, ...; the target
+    language has k words, written with capitals from the other end of the alphabet (a -> Z,
+    b -> Y, c -> X, ...). A sentence translates word by word, and the target
+    language swaps every pair of neighbouring words (words 1 2 3 4 5 come out as 2' 1' 4' 3' 5'),
+    as French puts most adjectives after their noun: the alignment is nearly, but not exactly,
+    the diagonal. No word occurs twice in a sentence, so each output word has one source word
+    to look at; every such sentence of ``seq_len`` words is equally likely.
+
+    Target ids: the k words, then ``BOS = k`` and ``EOS = k + 1`` (a target vocabulary of k + 2).
+
+    Parameters
+    ----------
+    batch_size, seed, rng
+        As for every task: see the module docstring.
+    seq_len
+        ``t``, from 1 to ``num_symbols``: words per sentence.
+    num_symbols
+        ``k``, from 2 to 26.
+
+    Returns
+    -------
+    x : numpy.ndarray of int64, shape ``(b, t)``
+        The source sentences.
+    y_in : numpy.ndarray of int64, shape ``(b, t + 1)``
+        What the decoder reads under teacher forcing: BOS, then the translation without its EOS.
+    y : numpy.ndarray of int64, shape ``(b, t + 1)``
+        The translation, then EOS.
+    """
+    b = check_int(batch_size, "batch_size", minimum=1)
+    t = check_int(seq_len, "seq_len", minimum=1)
+    k = check_int(num_symbols, "num_symbols", minimum=2, maximum=26)
+    rng = _generator(seed, rng)
+    if t > k:
+        raise ValueError(f"seq_len must be at most num_symbols = {k} (no word repeats in a sentence), got {t}")
+    x = rng.permuted(np.tile(np.arange(k), (b, 1)), axis=1)[:, :t].astype(np.int64)  # (b, t), distinct words
+    order = np.arange(t)
+    pairs = order[: t - t % 2].reshape(-1, 2)[:, ::-1].reshape(-1)  # 1 0 3 2 ...
+    order[: t - t % 2] = pairs  # an odd last word stays in place
+    words = (k - 1) - x[:, order]  # (b, t): the dictionary a -> the last word, ...
+    bos, eos = k, k + 1
+    y = np.concatenate([words, np.full((b, 1), eos)], axis=1)  # (b, t + 1)
+    y_in = np.concatenate([np.full((b, 1), bos), words], axis=1)  # (b, t + 1)
+    return x, y_in.astype(np.int64), y.astype(np.int64)
+
+
+def translation_text(ids, *, side: str, num_symbols: int = 26) -> str:
+    """Write a sentence of :func:`toy_translation` (a 1-D sequence of ids) as text.
+
+    ``side`` is "source" (lowercase words) or "target" (capitals; BOS is written ``<``, EOS
+    ``>``, and nothing after the first EOS is written).
+    """
+    k = check_int(num_symbols, "num_symbols", minimum=2, maximum=26)
+    if side not in ("source", "target"):
+        raise ValueError(f"side must be 'source' or 'target', got {side!r}")
+    ids = [int(i) for i in np.asarray(ids).reshape(-1)]
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    if side == "source":
+        if any(not 0 <= i < k for i in ids):
+            raise ValueError(f"source ids must lie in [0, {k})")
+        return " ".join(letters[i] for i in ids)
+    words = []
+    for i in ids:
+        if not 0 <= i < k + 2:
+            raise ValueError(f"target ids must lie in [0, {k + 2})")
+        words.append(">" if i == k + 1 else "<" if i == k else letters[25 - (k - 1 - i)].upper())
+        if i == k + 1:
+            break
+    return " ".join(words)

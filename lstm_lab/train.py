@@ -233,3 +233,24 @@ def last_k_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, batch
             logits = _last_k_logits(model, x[i : i + step], y[i : i + step])  # (step, k, m)
             correct += (logits.argmax(-1).cpu() == y[i : i + step].cpu().long()).sum().item()
     return correct / y.numel()
+
+
+# ----------------------------------------------------------------------------- sequence to sequence
+# A model of lstm_lab.nn.Seq2Seq maps (x, y_in) to (logits (b, u, v_t), weights): the decoder
+# reads y_in (BOS, y_1, ..., y_{u-1}) under teacher forcing and predicts y (y_1, ..., y_u).
+
+
+def seq2seq_cross_entropy(model: nn.Module, x: torch.Tensor, y_in: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy of the teacher-forced logits against the targets y (b, u): a loss for ``train``."""
+    logits, _ = model(x, y_in)  # (b, u, v_t)
+    # eq-seq2seq-prob: -log p(y | x) = -sum_i log p(y_i | y_<i, x), here averaged over the b * u tokens
+    return F.cross_entropy(logits.flatten(0, 1), y.to(logits.device).flatten().long())
+
+
+@torch.no_grad()
+def teacher_forced_accuracy(model: nn.Module, x: torch.Tensor, y_in: torch.Tensor, y: torch.Tensor) -> float:
+    """Share of the target tokens y (b, u) that the model ranks first when it reads the true
+    previous tokens y_in: what it would get right if it never had to read its own mistakes."""
+    with eval_mode(model):
+        logits, _ = model(x, y_in)  # (b, u, v_t)
+    return (logits.argmax(-1).cpu() == y.cpu().long()).float().mean().item()

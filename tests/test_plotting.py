@@ -144,3 +144,19 @@ def test_plot_scaling_one_log_log_panel_per_measurement_with_guides():
         plot_scaling(lengths, {"time": {"a": [1.0, 2.0]}})
     with pytest.raises(ValueError, match="at least one"):
         plot_scaling(lengths, {})
+
+
+def test_plot_alignment_one_cell_per_pair_with_the_words_on_the_axes():
+    from lstm_lab.plotting import plot_alignment
+
+    w = np.full((3, 4), 0.25)
+    fig = plot_alignment(w, list("abcd"), ["X", "Y", ">"], title="one sentence")
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == list("abcd")
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["X", "Y", ">"]
+    mesh = ax.collections[0]
+    assert mesh.get_array().size == 12 and mesh.get_clim() == (0.0, 1.0)
+    assert ax.get_ylim()[0] > ax.get_ylim()[1]  # the first output word on top
+    plt.close(fig)
+    with pytest.raises(ValueError, match=r"\(len\(target\), len\(source\)\) = \(2, 4\)"):
+        plot_alignment(w, list("abcd"), ["X", "Y"])

@@ -106,20 +106,89 @@ def scaled_dot_product_attention(q, k, v, *, causal: bool = False, mask=None):
         allowed = tril if allowed is None else allowed & tril
 
     scores = q @ k.transpose(-1, -2) / math.sqrt(d_k)  # (..., t_q, t_k)  eq-attention-scores
-    if allowed is not None:
-        scores = scores.masked_fill(~allowed, float("-inf"))  # eq-attention-causal (and the mask)
-    m = scores.amax(dim=-1, keepdim=True).detach()  # (..., t_q, 1); the softmax does not depend on it
-    m = torch.where(torch.isfinite(m), m, torch.zeros_like(m))  # no allowed key: every exp below is 0
-    e = torch.exp(scores - m)  # (..., t_q, t_k), entries in [0, 1]
-    denom = e.sum(dim=-1, keepdim=True)
-    weights = e / torch.where(denom > 0, denom, torch.ones_like(denom))  # eq-attention-softmax
+    weights = masked_softmax(scores, allowed)  # eq-attention-causal (and the mask), eq-attention-softmax
     out = weights @ v  # (..., t_q, d_v)  eq-attention-output
     return out, weights
+
+
+def masked_softmax(scores: torch.Tensor, allowed: torch.Tensor | None = None) -> torch.Tensor:
+    """The softmax over the last axis of ``scores``, over the entries ``allowed`` (True) only.
+
+    Stable: the row maximum is subtracted first (eq-attention-softmax). A disallowed entry gets
+    weight 0 (eq-attention-causal); a row with no allowed entry gets weights of zero, not NaN,
+    and zero gradients.
+    """
+    if allowed is not None:
+        scores = scores.masked_fill(~allowed, float("-inf"))  # eq-attention-causal (and the mask)
+    m = scores.amax(dim=-1, keepdim=True).detach()  # (..., 1); the softmax does not depend on it
+    m = torch.where(torch.isfinite(m), m, torch.zeros_like(m))  # nothing allowed: every exp below is 0
+    e = torch.exp(scores - m)  # entries in [0, 1]
+    denom = e.sum(dim=-1, keepdim=True)
+    return e / torch.where(denom > 0, denom, torch.ones_like(denom))  # eq-attention-softmax
 
 
 def sinusoidal_positions(t: int, d: int, *, dtype: torch.dtype = torch.float32, device=None) -> torch.Tensor:
     """The fixed position code P (t, d) (eq-positions), computed in float64 and then cast; d even."""
     return torch.from_numpy(_sinusoidal_positions_np(t, d)).to(dtype=dtype, device=device)
+
+
+# ----------------------------------------------------------------------------- additive attention
+class AdditiveAttention(nn.Module):
+    """Additive attention (Bahdanau, Cho & Bengio, 2015): a decoder state scores every encoder state.
+
+    Parameters: ``W_s`` (q, a), ``W_h`` (k, a), ``v`` (a,), the book's names, as in
+    :func:`lstm_lab.scratch.attention.additive_attention`. ``forward(s (b, q), H (b, t, k),
+    mask=None, keys=None)`` returns ``(context (b, k), weights (b, t))``. The projection
+    H W_h does not change while a decoder reads one source, so a decoder computes it once with
+    :meth:`project_keys` and passes it as ``keys``.
+    """
+
+    def __init__(self, query_size: int, key_size: int, attention_size: int):
+        super().__init__()
+        self.query_size = check_size(query_size, "query_size")
+        self.key_size = check_size(key_size, "key_size")
+        self.attention_size = check_size(attention_size, "attention_size")
+        self.W_s = nn.Parameter(torch.empty(self.query_size, self.attention_size))
+        self.W_h = nn.Parameter(torch.empty(self.key_size, self.attention_size))
+        self.v = nn.Parameter(torch.empty(self.attention_size))
+        self.reset_parameters()
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        """Uniform in (-1/sqrt(fan_in), 1/sqrt(fan_in)), as ``nn.Linear`` starts."""
+        for w in (self.W_s, self.W_h):
+            bound = 1.0 / math.sqrt(w.shape[0])
+            w.uniform_(-bound, bound)
+        bound = 1.0 / math.sqrt(self.attention_size)
+        self.v.uniform_(-bound, bound)
+
+    def project_keys(self, H: torch.Tensor) -> torch.Tensor:
+        """H (b, t, k) -> H W_h (b, t, a): the encoder's half of every score."""
+        H = check_input(H, self.key_size, self.W_h, name="H", size_name="key_size")
+        return H @ self.W_h  # (b, t, k) @ (k, a)
+
+    def forward(self, s: torch.Tensor, H: torch.Tensor, mask: torch.Tensor | None = None,
+                keys: torch.Tensor | None = None):
+        """s (b, q), H (b, t, k), mask (b, t) bool or None -> (context (b, k), weights (b, t))."""
+        keys = self.project_keys(H) if keys is None else keys  # (b, t, a)
+        H = check_input(H, self.key_size, self.W_h, name="H", size_name="key_size")
+        if not isinstance(s, torch.Tensor):
+            raise TypeError(f"s must be a torch.Tensor of shape (b, query_size), got {type(s).__name__}")
+        if s.dim() != 2 or s.shape[1] != self.query_size:
+            raise ValueError(f"s must have shape (b, query_size) = (b, {self.query_size}), got {tuple(s.shape)}")
+        check_like(s, self.W_s, "s", "the parameters")
+        if s.shape[0] != H.shape[0] or keys.shape != (*H.shape[:2], self.attention_size):
+            raise ValueError(f"s {tuple(s.shape)}, H {tuple(H.shape)} and keys {tuple(keys.shape)} do not fit together")
+        if mask is not None:
+            if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool:
+                raise TypeError("mask must be a boolean tensor (True where an encoder step exists)")
+            if mask.shape != H.shape[:2]:
+                raise ValueError(f"mask must have shape (b, t) = {tuple(H.shape[:2])}, got {tuple(mask.shape)}")
+        # eq-additive-score: e_ij = v . tanh(s_{i-1} W_s + h_j W_h)
+        e = torch.tanh((s @ self.W_s)[:, None, :] + keys) @ self.v  # (b, 1, a) + (b, t, a) -> (b, t)
+        weights = masked_softmax(e, mask)  # eq-additive-weights  (b, t)
+        context = (weights[:, :, None] * H).sum(dim=1)  # eq-additive-context  (b, k)
+        return context, weights
 
 
 # ----------------------------------------------------------------------------- the layers

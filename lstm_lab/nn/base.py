@@ -254,7 +254,13 @@ class RecurrentLayer(nn.Module):
         method = self.method_for(x, *states)
         if self.reverse:
             x = reverse_steps(x, lengths)  # each sequence read from its own last real step
-        hs, finals = getattr(self, f"forward_{method}")(x, *states, lengths=lengths)
+        if method == "cell":  # the readable loop holds its states still at padded steps
+            mask = step_mask(lengths, x)  # (b, t, 1): True at real steps; None without lengths
+            x = zero_padding(x, mask)  # padded inputs never enter the arithmetic (not even a NaN)
+            hs, finals = self.forward_cell(x, *states, mask=mask)
+            hs = zero_padding(hs, mask)  # (b, t, h), zeros at padded steps
+        else:
+            hs, finals = getattr(self, f"forward_{method}")(x, *states, lengths=lengths)
         if self.reverse:
             hs = reverse_steps(hs, lengths)  # back in the order of x
         return hs, finals

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import torch
 
-from lstm_lab.nn.base import RecurrentLayer, StackedRecurrent, hold, resolve_method, step_mask, zero_padding
+from lstm_lab.nn.base import RecurrentLayer, StackedRecurrent, hold, resolve_method
 from lstm_lab.variants import check_gru_form, gru_param_shapes
 
 
@@ -28,13 +28,11 @@ class GRULayer(RecurrentLayer):
         self.auto = method == "auto"
         super().__init__(gru_param_shapes(form, input_size, hidden_size), hidden_size, bias, reverse)
 
-    def forward_cell(self, x: torch.Tensor, h0: torch.Tensor, lengths: torch.Tensor | None = None):
+    def forward_cell(self, x: torch.Tensor, h0: torch.Tensor, mask: torch.Tensor | None = None):
         """The readable loop: one line per equation, autograd for the backward pass.
 
-        x (b, t, d), h0 (b, h) -> hs (b, t, h), (h_T,). With ``lengths`` (b,), a masked loop:
-        the state does not move at a sequence's padded steps, whose outputs are zeros."""
-        mask = step_mask(lengths, x)  # (b, t, 1): True at real steps; None without lengths
-        x = zero_padding(x, mask)  # padded inputs never enter the arithmetic (not even a NaN)
+        x (b, t, d), h0 (b, h) -> hs (b, t, h), (h_T,); ``mask`` (b, t, 1), True at real steps
+        (see :meth:`RecurrentLayer.forward`), holds the state at padded ones."""
         h_prev = h0
         hs = []
         for step in range(x.shape[1]):
@@ -50,7 +48,7 @@ class GRULayer(RecurrentLayer):
             h = (1 - z) * n + z * h_prev  # eq-gru-hidden
             h_prev = hold(mask, step, h, h_prev)  # padded steps keep the state
             hs.append(h_prev)
-        return zero_padding(torch.stack(hs, dim=1), mask), (h_prev,)
+        return torch.stack(hs, dim=1), (h_prev,)
 
 
 class GRU(StackedRecurrent):

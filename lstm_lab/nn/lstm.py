@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import torch
 
-from lstm_lab.nn.base import RecurrentLayer, StackedRecurrent, hold, resolve_method, step_mask, zero_padding
+from lstm_lab.nn.base import RecurrentLayer, StackedRecurrent, hold, resolve_method
 from lstm_lab.nn.fused_lstm import FUSED_ORDER, fused_lstm
 from lstm_lab.variants import LSTMSpec, check_forget_bias, lstm_param_shapes, lstm_spec
 
@@ -54,14 +54,12 @@ class LSTMLayer(RecurrentLayer):
                 a = a + prev[src] @ getattr(self, f"R_{src}{k}")  # (b, h) @ (h, h)
         return a
 
-    def forward_cell(self, x, h0, c0, gates0=None, lengths=None):
+    def forward_cell(self, x, h0, c0, gates0=None, mask=None):
         """The readable cell: one line per equation, autograd for the backward pass.
 
-        x (b, t, d), h0 and c0 (b, h), FGR's gates0 (b, 3h) -> hs (b, t, h), final states.
-        With ``lengths`` (b,), a masked loop: the states do not move at a sequence's padded
-        steps, whose outputs are zeros."""
-        mask = step_mask(lengths, x)  # (b, t, 1): True at real steps; None without lengths
-        x = zero_padding(x, mask)  # padded inputs never enter the arithmetic (not even a NaN)
+        x (b, t, d), h0 and c0 (b, h), FGR's gates0 (b, 3h) -> hs (b, t, h), final states;
+        ``mask`` (b, t, 1), True at real steps (see :meth:`RecurrentLayer.forward`), holds the
+        states at padded ones."""
         spec = self.spec
         peep = spec.peepholes
         h_prev, c_prev = h0, c0
@@ -100,7 +98,7 @@ class LSTMLayer(RecurrentLayer):
         finals = (h_prev, c_prev)
         if spec.full_gate_recurrence:
             finals += (torch.cat([prev["i"], prev["f"], prev["o"]], dim=1),)
-        return zero_padding(torch.stack(hs, dim=1), mask), finals
+        return torch.stack(hs, dim=1), finals
 
     def stacked_weights(self):
         """``W_x`` (d, 4h), ``W_h`` (h, 4h), ``b`` (4h,) in the fused order [i, f, g, o]."""

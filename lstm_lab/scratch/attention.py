@@ -81,15 +81,69 @@ def scaled_dot_product_attention(q, k, v, *, causal: bool = False, mask=None):
         allowed = causal_mask(t_q, t_k) if allowed is None else allowed & causal_mask(t_q, t_k)
 
     scores = q @ np.swapaxes(k, -1, -2) / np.sqrt(d_k)  # (..., t_q, t_k)  eq-attention-scores
-    if allowed is not None:
-        scores = np.where(allowed, scores, -np.inf)  # eq-attention-causal (and the mask)
-    m = scores.max(axis=-1, keepdims=True)  # (..., t_q, 1): the row maximum
-    m = np.where(np.isfinite(m), m, 0.0)  # a row with no allowed key: exp(-inf) = 0 below
-    e = np.exp(scores - m)  # (..., t_q, t_k), every entry in [0, 1]
-    denom = e.sum(axis=-1, keepdims=True)
-    weights = e / np.where(denom > 0, denom, 1.0)  # eq-attention-softmax
+    weights = masked_softmax(scores, allowed)  # eq-attention-causal (and the mask), eq-attention-softmax
     out = weights @ v  # (..., t_q, d_v)  eq-attention-output
     return out, weights
+
+
+def masked_softmax(scores: np.ndarray, allowed: np.ndarray | None = None) -> np.ndarray:
+    """The softmax over the last axis of ``scores``, over the entries ``allowed`` (True) only.
+
+    Stable: the row maximum m_i is subtracted first (eq-attention-softmax). A disallowed entry
+    gets weight 0 (its score counts as -inf, eq-attention-causal); a row with no allowed entry
+    gets weights of zero, not NaN.
+    """
+    if allowed is not None:
+        scores = np.where(allowed, scores, -np.inf)  # eq-attention-causal (and the mask)
+    m = scores.max(axis=-1, keepdims=True)  # (..., 1): the row maximum
+    m = np.where(np.isfinite(m), m, 0.0)  # a row with no allowed entry: exp(-inf) = 0 below
+    e = np.exp(scores - m)  # every entry in [0, 1]
+    denom = e.sum(axis=-1, keepdims=True)
+    return e / np.where(denom > 0, denom, 1.0)  # eq-attention-softmax
+
+
+# ----------------------------------------------------------------------------- additive attention
+def additive_attention(s, H, params, mask=None):
+    """Additive attention (Bahdanau, Cho & Bengio, 2015): a decoder state looks at the encoder states.
+
+    Parameters
+    ----------
+    s : array (b, q)
+        The query: the decoder's state s_{i-1} before it emits output i.
+    H : array (b, t, k)
+        The keys and values: the encoder's states h_1 .. h_t.
+    params : dict
+        ``W_s`` (q, a), ``W_h`` (k, a), ``v`` (a,): the small MLP that scores a pair.
+    mask : boolean array (b, t), optional
+        True at the encoder steps that exist (False at padding).
+
+    Returns
+    -------
+    context : array (b, k)
+        c_i = sum_j a_ij h_j (eq-additive-context).
+    weights : array (b, t)
+        a_ij, each row summing to 1 over the allowed steps (eq-additive-weights).
+    """
+    s, H = np.asarray(s, dtype=float), np.asarray(H, dtype=float)
+    if s.ndim != 2 or H.ndim != 3 or s.shape[0] != H.shape[0]:
+        raise ValueError(f"need s (b, q) and H (b, t, k) with the same b, got {s.shape} and {H.shape}")
+    q, a = np.shape(params["W_s"])
+    if s.shape[1] != q or np.shape(params["W_h"]) != (H.shape[2], a) or np.shape(params["v"]) != (a,):
+        raise ValueError(
+            f"params must be W_s (q, a), W_h (k, a), v (a,) with q = {s.shape[1]} and k = {H.shape[2]}, got "
+            f"{ {n: np.shape(params[n]) for n in ('W_s', 'W_h', 'v')} }"
+        )
+    if mask is not None:
+        mask = np.asarray(mask)
+        if mask.dtype != np.bool_:
+            raise TypeError(f"mask must be a boolean array (True where an encoder step exists), got dtype {mask.dtype}")
+        if mask.shape != H.shape[:2]:
+            raise ValueError(f"mask must have shape (b, t) = {H.shape[:2]}, got {mask.shape}")
+    # eq-additive-score: e_ij = v . tanh(s_{i-1} W_s + h_j W_h)
+    e = np.tanh((s @ params["W_s"])[:, None, :] + H @ params["W_h"]) @ params["v"]  # (b, 1, a) + (b, t, a) -> (b, t)
+    weights = masked_softmax(e, mask)  # eq-additive-weights  (b, t)
+    context = (weights[:, :, None] * H).sum(axis=1)  # eq-additive-context  (b, k)
+    return context, weights
 
 
 def sinusoidal_positions(t: int, d: int) -> np.ndarray:
