@@ -209,6 +209,11 @@ class RecurrentLayer(nn.Module):
     autograd for the backward pass) or "torch" (PyTorch's own kernel, oneDNN on a CPU and
     cuDNN on a GPU, called directly on these same parameters, with no hidden module).
     A layer built with "auto" records it in ``auto``: see :meth:`method_for`.
+
+    Each layer's ``forward_cell(x, *states, mask=None)`` is the readable loop: one line per
+    equation, autograd for the backward pass. ``mask`` (b, t, 1), True at real steps, comes
+    from :meth:`forward` for a padded batch, and the loop holds its states still where it is
+    False (:func:`hold`).
     A ``reverse`` layer (the second direction of a bidirectional stack) reads each sequence
     backwards, from its own last real step: see :meth:`forward`.
     """

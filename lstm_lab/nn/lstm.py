@@ -55,11 +55,8 @@ class LSTMLayer(RecurrentLayer):
         return a
 
     def forward_cell(self, x, h0, c0, gates0=None, mask=None):
-        """The readable cell: one line per equation, autograd for the backward pass.
-
-        x (b, t, d), h0 and c0 (b, h), FGR's gates0 (b, 3h) -> hs (b, t, h), final states;
-        ``mask`` (b, t, 1), True at real steps (see :meth:`RecurrentLayer.forward`), holds the
-        states at padded ones."""
+        """The LSTM's readable cell, every variant: x (b, t, d), h0 and c0 (b, h), FGR's gates0
+        (b, 3h) -> hs (b, t, h), final states."""
         spec = self.spec
         peep = spec.peepholes
         h_prev, c_prev = h0, c0

@@ -22,10 +22,7 @@ class RNNLayer(RecurrentLayer):
         super().__init__(rnn_param_shapes(input_size, hidden_size), hidden_size, bias, reverse)
 
     def forward_cell(self, x: torch.Tensor, h0: torch.Tensor, mask: torch.Tensor | None = None):
-        """The readable loop: one line per equation, autograd for the backward pass.
-
-        x (b, t, d), h0 (b, h) -> hs (b, t, h), (h_T,); ``mask`` (b, t, 1), True at real steps
-        (see :meth:`RecurrentLayer.forward`), holds the state at padded ones."""
+        """The tanh RNN's readable loop: x (b, t, d), h0 (b, h) -> hs (b, t, h), (h_T,)."""
         h_prev = h0
         hs = []
         for step in range(x.shape[1]):
