@@ -65,8 +65,10 @@ test: env lint
 	@$(MAKE) --no-print-directory -j2 -O test-main test-portable-then-book
 
 # Unit tests, nbval over every notebook, the assignments graded in their sandbox (attacks too).
+# One thread per library: the tests' matrices are small, and the other lane has the second core
+# (two threads each on two cores made both lanes several minutes slower).
 test-main: env
-	$(BIN)/python -m pytest -m "not book"
+	env OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 $(BIN)/python -m pytest -m "not book"
 
 # The book: the strict build (-W -n), its pages, the student edition, and the browser tests.
 test-book: env
