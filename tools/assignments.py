@@ -173,6 +173,11 @@ HIDDEN = {
                         "lstm_lab.scratch.lstm:lstm_forward", "lstm_lab.scratch.lstm:lstm_backward"],
     "a4_scan_ssm": ["lstm_lab.nn.scan:*", "lstm_lab.nn.ssm:discretize_zoh", "lstm_lab.nn.ssm:selective_step",
                     "lstm_lab.nn.ssm:selective_scan", "lstm_lab.nn.ssm:lti_recurrence"],
+    "a5_seq2seq_attention": ["lstm_lab.scratch.attention:additive_attention",
+                             "lstm_lab.scratch.attention:masked_softmax",
+                             "lstm_lab.nn.attention:masked_softmax",
+                             "lstm_lab.nn.attention:AdditiveAttention.forward",
+                             "lstm_lab.nn.seq2seq:beam_search"],
 }
 LIMITS = sandbox.Limits(wall_seconds=NOTEBOOK_TIMEOUT, cpu_seconds=2 * NOTEBOOK_TIMEOUT, memory_bytes=4 << 30)
 CALL_TIMEOUT = 120
