@@ -68,6 +68,8 @@ class SeedEnsemble(nn.Module):
     outputs (s, b, t, k): member ``j`` runs on ``x[j]`` with its own parameters.
     The stacked parameters are the ensemble's only parameters, so ``train`` with Adam and
     the sum of the members' losses trains every member exactly as a separate run would.
+    The members run in the ensemble's mode (``train()`` or ``eval()``); in training mode
+    each member draws its own dropout masks.
     """
 
     def __init__(self, make_model: Callable[[], nn.Module], seeds: Sequence[int]):
@@ -102,7 +104,9 @@ class SeedEnsemble(nn.Module):
         def one(weights, x_j):  # one member: x_j (b, t, d) -> (b, t, k)
             return functional_call(template, dict(zip(names, weights)), (x_j,))[0]
 
-        return vmap(one)(tuple(self.stacked), x)  # (s, b, t, k)
+        template.train(self.training)  # not a submodule: .train() and .eval() do not reach it
+        # randomness="different": in training mode each member draws its own dropout masks
+        return vmap(one, randomness="different")(tuple(self.stacked), x)  # (s, b, t, k)
 
     def member(self, j: int) -> nn.Module:
         """A stand-alone copy of member ``j``: an ordinary model with its trained parameters."""

@@ -80,6 +80,30 @@ def test_an_explicit_torch_kernel_under_vmap_gets_a_clear_error():
         ens(torch.randn(2, 3, 5, 8))
 
 
+def test_an_ensemble_with_dropout_follows_its_own_mode():
+    """The template that vmap runs is not a submodule, so it must be put in the ensemble's mode:
+    in eval mode no dropout (each member equals itself alone, repeatably), in training mode each
+    member draws its own masks (vmap's randomness="different")."""
+    make = lambda: SequenceModel(LSTM(3, 8, 2, dropout=0.5), 2)
+    ens = SeedEnsemble(make, seeds=(0, 1)).eval()
+    x = torch.randn(2, 4, 5, 3)
+    out = ens(x)
+    assert torch.equal(out, ens(x))
+    for j in range(2):
+        with torch.no_grad():
+            torch.testing.assert_close(out[j], ens.member(j)(x[j])[0])
+    ens.train()
+    x_same = torch.randn(1, 4, 5, 3).expand(2, 4, 5, 3)  # one batch for both members
+    torch.manual_seed(0)
+    first = ens(x_same)
+    torch.manual_seed(0)
+    assert torch.equal(first, ens(x_same))  # the masks come from torch's generator
+    assert not torch.allclose(first, ens.eval()(x_same))  # dropout acted in training mode
+    twin = SeedEnsemble(make, seeds=(0, 0)).train()
+    out = twin(x_same)  # two identical members: only their masks differ
+    assert not torch.allclose(out[0], out[1])
+
+
 def test_training_an_ensemble_equals_separate_runs():
     """Adam on the sum of the members' losses = Adam on each member alone, same batches."""
     seeds, steps = (0, 7), 4
