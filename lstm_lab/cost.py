@@ -1,6 +1,6 @@
 """Measuring what a sequence layer costs as the sequence grows: time, saved memory, log-log slopes.
 
-Chapters 6 to 8 use it to set attention, LSTMs, scans and state-space blocks against each
+Chapters 7 to 9 use it to set attention, LSTMs, scans and state-space blocks against each
 other. Glossary: t sequence length; a "cost" is one number per length (seconds or bytes).
 
 - :func:`interleaved_times`: several calls timed in interleaved rounds, so that a change in

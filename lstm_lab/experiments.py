@@ -1,5 +1,5 @@
 """Experiments over many seeds and variants: seed ensembles, the variants' "odyssey", training on
-continual streams, and how long a model takes to solve a task (chapters 4 to 8 use them).
+continual streams, and how long a model takes to solve a task (chapters 4 to 9 use them).
 
 Glossary: ``s`` ensemble members (one per seed), b batch, t time steps, d input features,
 k outputs per step. Arrays are batch-first; an ensemble puts its member axis in front:
@@ -12,10 +12,12 @@ inputs (s, b, t, d), outputs (s, b, t, k).
   whose cost is mostly Python overhead per time step.
 - :func:`run_odyssey` trains every LSTM variant of a list with several seeds and returns an
   :class:`OdysseyResult` (a table and the raw numbers); :func:`lstm_lab.plotting.plot_odyssey` draws it.
-- :class:`ReberChunks` and :class:`CarriedStateLoss` train a model on continual embedded
-  Reber streams (:func:`lstm_lab.tasks.continual_embedded_reber`) read in chunks, with the
-  state carried from chunk to chunk; :func:`long_range_accuracy` and
-  :func:`cell_state_norms` measure a model on such a stream.
+- :class:`StreamChunks`, :class:`ReberChunks` and :class:`CarriedStateLoss` train a model on
+  long streams read in chunks, with the state carried from chunk to chunk (truncated
+  backpropagation through time): a text cut into parallel streams
+  (:func:`lstm_lab.tasks.token_streams`) or continual embedded Reber streams
+  (:func:`lstm_lab.tasks.continual_embedded_reber`); :func:`stream_losses`,
+  :func:`long_range_accuracy` and :func:`cell_state_norms` measure a model on such a stream.
 - :func:`steps_to_solve`, :func:`stop_when_solved` and :func:`solve_times` time how long a
   model takes to solve a task such as the adding problem.
 """
@@ -32,8 +34,9 @@ from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
 from lstm_lab import scratch
-from lstm_lab.runtime import seed_everything
-from lstm_lab.tasks import continual_embedded_reber
+from lstm_lab.checks import check_flag, check_int
+from lstm_lab.runtime import eval_mode, seed_everything
+from lstm_lab.tasks import as_tensors, continual_embedded_reber
 from lstm_lab.train import History, predict, running_mean, train
 
 __all__ = [
@@ -42,8 +45,10 @@ __all__ = [
     "MemberLosses",
     "OdysseyResult",
     "run_odyssey",
+    "StreamChunks",
     "ReberChunks",
     "CarriedStateLoss",
+    "stream_losses",
     "long_range_accuracy",
     "cell_state_norms",
     "steps_to_solve",
@@ -336,7 +341,41 @@ def solve_times(
     return out
 
 
-class ReberChunks:
+class StreamChunks:
+    """A ``make_batch`` that reads ``b`` parallel streams in consecutive chunks of ``chunk`` steps.
+
+    ``x`` (b, n) (ids, or features (b, n, d)) and ``y`` (b, n) are the streams and their targets,
+    e.g. from :func:`lstm_lab.tasks.token_streams`. Each call returns ``(x (b, chunk, ...),
+    y (b, chunk), fresh)``: the next chunk of every stream. After the last whole chunk it starts
+    again at the beginning (a tail shorter than a chunk is never served), and ``fresh`` (a 0-d
+    bool array) is True for the first chunk of each pass, so that :class:`CarriedStateLoss`
+    starts from zeros there and carries its state everywhere else.
+    """
+
+    def __init__(self, x, y, *, chunk: int):
+        x, y = np.asarray(x), np.asarray(y)
+        if x.ndim < 2 or y.shape != x.shape[:2]:
+            raise ValueError(f"x must be (b, n) or (b, n, d) and y (b, n), got shapes {x.shape} and {y.shape}")
+        self.chunk = check_int(chunk, "chunk", minimum=1, maximum=x.shape[1])
+        self.chunks_per_stream = x.shape[1] // self.chunk
+        self._stream = (x, y)
+        self._next = 0
+
+    def next_stream(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """The streams of the next pass: the same ones every time (subclasses draw new ones)."""
+        return self._stream
+
+    def __call__(self, rng: np.random.Generator):
+        if self._next == 0:
+            self._stream = self.next_stream(rng)
+        x, y = self._stream
+        part = slice(self._next * self.chunk, (self._next + 1) * self.chunk)
+        fresh = np.array(self._next == 0)
+        self._next = (self._next + 1) % self.chunks_per_stream
+        return x[:, part], y[:, part], fresh
+
+
+class ReberChunks(StreamChunks):
     """A ``make_batch`` that serves continual embedded Reber streams in consecutive chunks.
 
     Each call returns ``(x (b, chunk, 7), y (b, chunk), fresh)``: the next ``chunk`` symbols
@@ -347,36 +386,64 @@ class ReberChunks:
     """
 
     def __init__(self, *, batch_size: int, chunk: int, chunks_per_stream: int):
-        self.batch_size, self.chunk, self.chunks_per_stream = batch_size, chunk, chunks_per_stream
+        self.batch_size = check_int(batch_size, "batch_size", minimum=1)
+        self.chunk = check_int(chunk, "chunk", minimum=1)
+        self.chunks_per_stream = check_int(chunks_per_stream, "chunks_per_stream", minimum=1)
         self._next = 0
-        self._stream: dict | None = None
 
-    def __call__(self, rng: np.random.Generator):
-        if self._next == 0:
-            self._stream = continual_embedded_reber(
-                batch_size=self.batch_size, length=self.chunk * self.chunks_per_stream, rng=rng
-            )
-        part = slice(self._next * self.chunk, (self._next + 1) * self.chunk)
-        fresh = np.array(self._next == 0)
-        self._next = (self._next + 1) % self.chunks_per_stream
-        return self._stream["x"][:, part], self._stream["y"][:, part], fresh
+    def next_stream(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        stream = continual_embedded_reber(
+            batch_size=self.batch_size, length=self.chunk * self.chunks_per_stream, rng=rng
+        )
+        return stream["x"], stream["y"]
 
 
 class CarriedStateLoss:
     """A ``loss_fn`` for :func:`lstm_lab.train.train`: next-symbol cross-entropy at every step,
     with the model's final state carried (detached) into the next call.
 
-    Called as ``loss_fn(model, x, y, fresh)`` with batches from :class:`ReberChunks`; the
-    state restarts from zeros when ``fresh`` is True. Backpropagation stops at the chunk's
-    start (truncated BPTT), but the forward pass never forgets: the model sees one long stream.
+    Called as ``loss_fn(model, x, y, fresh)`` with batches from :class:`StreamChunks` or
+    :class:`ReberChunks`; the state restarts from zeros when ``fresh`` is True. Backpropagation
+    stops at the chunk's start (truncated BPTT), but the forward pass never forgets: the model
+    sees one long stream. With ``carry=False`` every chunk starts from zeros instead (the
+    baseline that carrying the state is measured against).
     """
 
-    def __init__(self):
+    def __init__(self, carry: bool = True):
+        self.carry = check_flag(carry, "carry")
         self.state = None
 
     def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, fresh: torch.Tensor) -> torch.Tensor:
-        if bool(fresh):
+        if bool(fresh) or not self.carry:
             self.state = None
-        out, state = model(x, self.state)  # (b, chunk, 7)
+        out, state = model(x, self.state)  # (b, chunk, k)
+        # eq-tbptt: the next chunk starts from this state as a constant; no gradient flows back into this chunk
         self.state = tuple(s.detach() for s in state) if isinstance(state, tuple) else state.detach()
         return nn.functional.cross_entropy(out.flatten(0, 1), y.flatten())
+
+
+@torch.no_grad()
+def stream_losses(model: nn.Module, x, y, *, chunk: int, carry: bool = True) -> np.ndarray:
+    """The cross-entropy of ``model`` at every step of ``b`` streams read in chunks, in eval mode.
+
+    ``x`` (b, n) ids (or (b, n, d) features) and ``y`` (b, n) targets, e.g. from
+    :func:`lstm_lab.tasks.token_streams`; ``model`` maps a chunk and a state to ``(logits
+    (b, chunk, k), state)``. With ``carry`` the state runs on from chunk to chunk (the model
+    reads one long stream, so ``chunk`` only bounds the memory used); without it every chunk
+    starts from zeros. Returns float64 (b, m * chunk), m = n // chunk: a tail shorter than a
+    chunk is left out, so the losses of a reset model can be averaged by position in the chunk.
+    """
+    first = next(model.parameters())
+    x_all, y_all = as_tensors(x, y, device=first.device)
+    if x_all.is_floating_point():
+        x_all = x_all.to(first.dtype)
+    chunk = check_int(chunk, "chunk", minimum=1, maximum=x_all.shape[1])
+    state, losses = None, []
+    with eval_mode(model):
+        for start in range(0, x_all.shape[1] - chunk + 1, chunk):
+            part = slice(start, start + chunk)
+            out, new_state = model(x_all[:, part], state if carry else None)  # (b, chunk, k)
+            state = new_state
+            loss = nn.functional.cross_entropy(out.transpose(1, 2), y_all[:, part], reduction="none")  # (b, chunk)
+            losses.append(loss.double().cpu().numpy())
+    return np.concatenate(losses, axis=1)

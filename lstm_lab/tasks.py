@@ -26,8 +26,9 @@ Tasks:
 - :func:`copy_task`: reproduce a sequence of symbols after a gap of blanks.
 - :func:`reber_string`, :func:`embedded_reber_string`, :func:`reber_legal_next`,
   :func:`embedded_reber_batch`, :func:`continual_embedded_reber`: the (embedded) Reber grammar.
-- :func:`load_corpus`, :class:`CharVocab`, :func:`char_lm_batch`: a small English corpus
-  for character-level language models.
+- :func:`load_corpus`, :class:`CharVocab`, :func:`char_lm_batch`, :func:`token_streams`: a
+  small English corpus for character-level language models, as random windows or as parallel
+  streams read from start to end.
 - :func:`selective_copying`: reproduce the data tokens scattered among noise, in order.
 - :func:`associative_recall`: multi-query associative recall over key-value pairs.
 - :func:`running_parity`: the parity of the bits read so far, at every step (state tracking).
@@ -62,6 +63,7 @@ __all__ = [
     "load_corpus",
     "CharVocab",
     "char_lm_batch",
+    "token_streams",
     "as_tensors",
     "selective_copying",
     "associative_recall",
@@ -600,6 +602,39 @@ def char_lm_batch(ids, *, batch_size, seq_len, seed=None, rng=None):
     starts = rng.integers(0, ids.shape[0] - t, size=b)  # (b,), start + t <= n - 1
     window = ids[starts[:, None] + np.arange(t + 1)].astype(np.int64)  # (b, t + 1)
     return window[:, :-1], window[:, 1:]
+
+
+def token_streams(ids, *, batch_size):
+    """A long id sequence cut into ``batch_size`` parallel streams, for truncated backpropagation.
+
+    Stream j is the j-th of b equal consecutive stretches of ``ids``; a model reads all b side
+    by side, a chunk of steps at a time, carrying its state from one chunk to the next
+    (:class:`lstm_lab.experiments.StreamChunks`). The last ``(n - 1) % b`` ids are left out.
+
+    Parameters
+    ----------
+    ids
+        Integer array of shape ``(n,)``, e.g. ``CharVocab.encode(load_corpus())``.
+    batch_size
+        ``b`` in ``[1, n - 1]``.
+
+    Returns
+    -------
+    x : numpy.ndarray of int64, shape ``(b, s)``
+        ``x[j] = ids[j * s : (j + 1) * s]``, with ``s = (n - 1) // b`` steps per stream.
+    y : numpy.ndarray of int64, shape ``(b, s)``
+        ``ids[j * s + 1 : (j + 1) * s + 1]``, the next id at every step.
+    """
+    ids = np.asarray(ids)
+    if ids.ndim != 1 or ids.dtype.kind not in "iu":
+        raise ValueError(f"ids must be integers of shape (n,), got {ids.dtype} of shape {ids.shape}")
+    if ids.shape[0] < 2:
+        raise ValueError(f"ids must hold at least 2 ids, got {ids.shape[0]}")
+    b = check_int(batch_size, "batch_size", minimum=1, maximum=ids.shape[0] - 1)
+    s = (ids.shape[0] - 1) // b  # steps per stream
+    starts = np.arange(b)[:, None] * s + np.arange(s)  # (b, s)
+    ids = ids.astype(np.int64)
+    return ids[starts], ids[starts + 1]
 
 
 # ----------------------------------------------------------------------------- to PyTorch

@@ -179,7 +179,7 @@ def sequence_cross_entropy(model, x, y, mask=None):
     Steps whose label is ``IGNORE_INDEX`` (-100), or where ``mask`` (b, t) is False, do not count.
     """
     out, _ = model(x)
-    if mask is not None:
+    if mask is not None:  # eq-masked-loss: padded steps count neither in the sum nor in the number of steps
         y = y.masked_fill(~mask.bool(), IGNORE_INDEX)
     # eq-rnn-loss: the mean over the counted steps of -log softmax(y_t)[target]
     return torch.nn.functional.cross_entropy(out.flatten(0, 1), y.flatten(), ignore_index=IGNORE_INDEX)

@@ -298,7 +298,7 @@ def test_transformer_block_matches_torch_encoder_layer_pre_norm():
 
 
 def transformer_lm(vocab_size, d_model=64, n_heads=4, n_layers=2, **kw):
-    """A decoder-only Transformer language model, as chapter 6 builds it: embedding ->
+    """A decoder-only Transformer language model, as chapter 7 builds it: embedding ->
     TransformerStack -> readout to the vocabulary."""
     return SequenceModel(TransformerStack(d_model, n_heads, n_layers, **kw), vocab_size, vocab_size=vocab_size)
 

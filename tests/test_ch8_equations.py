@@ -1,155 +1,186 @@
-"""Chapter 8: gated recurrence returns. Each labelled equation is recomputed in NumPy (float64)
-straight from the book and compared with lstm_lab.nn.minimal and lstm_lab.nn.xlstm."""
-
-import math
+"""Chapter 8: state-space models and Mamba. Each labelled equation is recomputed in NumPy
+(float64) straight from the book and compared with lstm_lab.nn.ssm, lstm_lab.nn.scan and the Mamba block."""
 
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from numpy.testing import assert_allclose
 
-from lstm_lab.nn.minimal import MinGRU, MinLSTM
-from lstm_lab.nn.xlstm import MLSTM, SLSTM
+from lstm_lab.nn import MambaBlock
+from lstm_lab.nn.scan import linear_scan
+from lstm_lab.nn.ssm import (
+    continuous_derivative,
+    discretize_euler_b,
+    discretize_zoh,
+    gate_from_delta,
+    lti_convolution,
+    lti_kernel,
+    lti_recurrence,
+    selective_scan,
+)
 
 TIGHT = dict(rtol=1e-10, atol=1e-12)
-b, t, d, h = 2, 11, 3, 4
+b, t, d, n = 2, 9, 3, 4
 
 
-def _np(module):
-    return {name: p.detach().numpy() for name, p in module.named_parameters()}
+def _t(a):
+    return torch.from_numpy(np.asarray(a, dtype=np.float64))
 
 
-def sigma(v):
-    return 1 / (1 + np.exp(-v))
-
-
-def _x(seed, scale=1.0):
+def _lti(seed=0):
     rng = np.random.default_rng(seed)
-    return rng.normal(size=(b, t, d)) * scale, rng.normal(size=(b, h))
+    A = -rng.uniform(0.5, 3.0, size=(d, n))
+    B, C = rng.normal(size=(2, d, n))
+    D = rng.normal(size=d)
+    delta = rng.uniform(0.05, 0.5, size=d)
+    x = rng.normal(size=(b, t, d))
+    return A, B, C, D, delta, x
 
 
-@pytest.mark.equation("eq-mingru")
-@pytest.mark.parametrize("method", ["sequential", "parallel"])
-def test_mingru_is_the_book_equation(method):
+@pytest.mark.equation("eq-ssm-continuous")
+def test_continuous_derivative():
+    A, B, _, _, _, _ = _lti()
+    rng = np.random.default_rng(1)
+    h, x = rng.normal(size=(b, d, n)), rng.normal(size=(b, d))
+    ref = A * h + B * x[..., None]  # h' = A h + B x, per channel
+    assert_allclose(continuous_derivative(_t(h), _t(x), _t(A), _t(B)).numpy(), ref, **TIGHT)
+
+
+@pytest.mark.equation("eq-ssm-zoh-a", "eq-ssm-zoh-b", "eq-ssm-simple-b")
+def test_discretisations():
+    A, B, _, _, delta, _ = _lti()
+    A_bar, B_bar = discretize_zoh(_t(A), _t(B), _t(delta))
+    dA = delta[:, None] * A
+    assert_allclose(A_bar.numpy(), np.exp(dA), **TIGHT)
+    assert_allclose(B_bar.numpy(), (np.exp(dA) - 1) / A * B, **TIGHT)
+    A_bar2, B_bar2 = discretize_euler_b(_t(A), _t(B), _t(delta))
+    assert_allclose(A_bar2.numpy(), np.exp(dA), **TIGHT)
+    assert_allclose(B_bar2.numpy(), delta[:, None] * B, **TIGHT)
+
+
+@pytest.mark.equation("eq-ssm-recurrence", "eq-ssm-kernel", "eq-ssm-convolution")
+def test_recurrence_kernel_convolution():
+    A, B, C, D, delta, x = _lti()
+    A_bar, B_bar = np.exp(delta[:, None] * A), delta[:, None] * B
+    h = np.zeros((b, d, n))
+    y_ref = np.zeros((b, t, d))
+    for s in range(t):  # h_t = A_bar h_{t-1} + B_bar x_t, y_t = C h_t + D x_t
+        h = A_bar * h + B_bar * x[:, s, :, None]
+        y_ref[:, s] = (C * h).sum(-1) + D * x[:, s]
+    y = lti_recurrence(_t(x), _t(A_bar), _t(B_bar), _t(C), _t(D))
+    assert_allclose(y.numpy(), y_ref, **TIGHT)
+    K_ref = np.stack([(C * A_bar**k * B_bar).sum(-1) for k in range(t)], axis=1)  # (d, t)
+    K = lti_kernel(_t(A_bar), _t(B_bar), _t(C), t)
+    assert_allclose(K.numpy(), K_ref, **TIGHT)
+    y_conv_ref = np.zeros((b, t, d))
+    for s in range(t):  # y_t = sum_k K_k x_{t-k} + D x_t
+        y_conv_ref[:, s] = sum(K_ref[:, k] * x[:, s - k] for k in range(s + 1)) + D * x[:, s]
+    assert_allclose(lti_convolution(_t(x), K, _t(D)).numpy(), y_conv_ref, **TIGHT)
+    assert_allclose(y_conv_ref, y_ref, **TIGHT)
+
+
+def _numpy_s6(x, delta, A, B, C, D):
+    h = np.zeros((x.shape[0], x.shape[2], A.shape[1]))
+    y = np.zeros_like(x)
+    for s in range(x.shape[1]):  # h_t = exp(delta_t A) h_{t-1} + delta_t B_t x_t
+        h = np.exp(delta[:, s, :, None] * A) * h + delta[:, s, :, None] * B[:, s, None, :] * x[:, s, :, None]
+        y[:, s] = (h * C[:, s, None, :]).sum(-1) + D * x[:, s]
+    return y
+
+
+@pytest.mark.equation("eq-s6-recurrence")
+@pytest.mark.parametrize("method", ["sequential", "parallel", "chunked"])
+def test_selective_recurrence(method):
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(b, 40, d))
+    delta = np.log1p(np.exp(rng.normal(size=(b, 40, d))))
+    A = -rng.uniform(0.5, 3.0, size=(d, n))
+    B, C = rng.normal(size=(2, b, 40, n))
+    D = rng.normal(size=d)
+    y = selective_scan(*map(_t, (x, delta, A, B, C, D)), method=method)
+    assert_allclose(y.numpy(), _numpy_s6(x, delta, A, B, C, D), **TIGHT)
+
+
+@pytest.mark.equation("eq-s6-recurrence")
+def test_mamba_block_scan_is_the_selective_recurrence():
     torch.manual_seed(0)
-    model = MinGRU(d, h, method=method).double()
-    P = _np(model)
-    x, h0 = _x(0)
-    state, expected = h0, []
-    for s in range(t):
-        z = sigma(x[:, s] @ P["W_xz"] + P["b_z"])
-        h_tilde = x[:, s] @ P["W_xh"] + P["b_h"]
-        state = (1 - z) * state + z * h_tilde
-        expected.append(state)
-    hs, h_T = model(torch.from_numpy(x), torch.from_numpy(h0))
-    assert_allclose(hs.detach().numpy(), np.stack(expected, 1), **TIGHT)
-    assert_allclose(h_T.detach().numpy(), expected[-1], **TIGHT)
+    m = MambaBlock(4, d_state=3, d_conv=2).double()
+    u = torch.randn(2, 6, 4, dtype=torch.float64)
+    x, z = m.in_proj(u).chunk(2, dim=-1)
+    xc = F.silu(m.conv1d(F.pad(x.transpose(1, 2), (1, 0))).transpose(1, 2))
+    dt, B, C = m.x_proj(xc).split([m.dt_rank, 3, 3], dim=-1)
+    delta = F.softplus(m.dt_proj(dt))
+    A = -torch.exp(m.A_log)
+    arrays = [v.detach().numpy() for v in (xc, delta, A, B, C, m.D)]
+    y = torch.from_numpy(_numpy_s6(*arrays))
+    ref = m.out_proj(y * F.silu(z))
+    assert_allclose(m(u).detach().numpy(), ref.detach().numpy(), **TIGHT)
 
 
-@pytest.mark.equation("eq-minlstm")
-@pytest.mark.parametrize("method", ["sequential", "parallel"])
-def test_minlstm_is_the_book_equation(method):
-    torch.manual_seed(1)
-    model = MinLSTM(d, h, method=method).double()
-    P = _np(model)
-    x, h0 = _x(1)
-    state, expected = h0, []
-    for s in range(t):
-        f = sigma(x[:, s] @ P["W_xf"] + P["b_f"])
-        i = sigma(x[:, s] @ P["W_xi"] + P["b_i"])
-        f_n, i_n = f / (f + i), i / (f + i)
-        assert_allclose(f_n + i_n, 1.0, rtol=1e-15)
-        state = f_n * state + i_n * (x[:, s] @ P["W_xh"] + P["b_h"])
-        expected.append(state)
-    hs, _ = model(torch.from_numpy(x), torch.from_numpy(h0))
-    assert_allclose(hs.detach().numpy(), np.stack(expected, 1), **TIGHT)
+@pytest.mark.equation("eq-s6-gate")
+def test_one_state_gate():
+    rng = np.random.default_rng(3)
+    w = 3 * rng.normal(size=(b, t, d))
+    x = rng.normal(size=(b, t, d))
+    delta = np.log1p(np.exp(w))
+    a = np.exp(-delta)  # a_t = exp(delta_t A) with A = -1
+    assert_allclose(gate_from_delta(_t(delta)).numpy(), 1 / (1 + np.exp(w)), **TIGHT)  # sigmoid(-w)
+    h, ref = np.zeros((b, d)), np.zeros((b, t, d))
+    for s in range(t):  # h_t = a_t h_{t-1} + (1 - a_t) x_t / (-A)
+        h = a[:, s] * h + (1 - a[:, s]) * x[:, s]
+        ref[:, s] = h
+    ones = torch.ones(b, t, 1, dtype=torch.float64)
+    y = selective_scan(_t(x), _t(delta), -torch.ones(d, 1, dtype=torch.float64), ones, ones,
+                       discretization="zoh")
+    assert_allclose(y.numpy(), ref, **TIGHT)
 
 
-def _slstm_numpy(P, x, forget_gate, stabilised):
-    """eq-slstm, or eq-slstm-stabilised, from zero state (m_0 = -inf when stabilised)."""
-    h_ = c = n = np.zeros((b, h))
-    m = np.full((b, h), -np.inf) if stabilised else np.zeros((b, h))
-    hs, states = [], []
-    for s in range(t):
-        pre = {k: x[:, s] @ P[f"cell.W_x{k}"] + h_ @ P[f"cell.W_h{k}"] + P[f"cell.b_{k}"] for k in "zifo"}
-        z, o = np.tanh(pre["z"]), sigma(pre["o"])
-        log_f = pre["f"] if forget_gate == "exp" else np.log(sigma(pre["f"]))
-        if stabilised:
-            m_new = np.maximum(log_f + m, pre["i"])
-            i, f = np.exp(pre["i"] - m_new), np.exp(log_f + m - m_new)
-            m = m_new
-        else:
-            i, f = np.exp(pre["i"]), np.exp(log_f)
-        c = f * c + i * z
-        n = f * n + i
-        h_ = o * c / n
-        hs.append(h_)
-        states.append((c, n, m))
-    return np.stack(hs, 1), states
+@pytest.mark.equation("eq-linear-recurrence", "eq-linear-scan-combine")
+@pytest.mark.parametrize("method", ["sequential", "parallel", "chunked"])
+def test_linear_scan_and_combine(method):
+    rng = np.random.default_rng(4)
+    a, u = rng.uniform(0, 1, size=(b, 100, d)), rng.normal(size=(b, 100, d))
+    h0 = rng.normal(size=(b, d))
+    h, ref = h0, np.zeros_like(u)
+    for s in range(100):  # h_t = a_t h_{t-1} + b_t
+        h = a[:, s] * h + u[:, s]
+        ref[:, s] = h
+    assert_allclose(linear_scan(_t(a), _t(u), _t(h0), method=method).numpy(), ref, **TIGHT)
+
+    def combine(p, q):  # (a1, b1) then (a2, b2) -> (a2 a1, a2 b1 + b2)
+        return q[0] * p[0], q[0] * p[1] + q[1]
+
+    e = [(a[:, s], u[:, s]) for s in range(3)]
+    left, right = combine(combine(e[0], e[1]), e[2]), combine(e[0], combine(e[1], e[2]))
+    assert_allclose(left[0], right[0], **TIGHT)
+    assert_allclose(left[1], right[1], **TIGHT)
+    total = e[0]
+    for s in range(1, 100):
+        total = combine(total, (a[:, s], u[:, s]))
+    assert_allclose(total[0] * h0 + total[1], ref[:, -1], **TIGHT)
 
 
-@pytest.mark.equation("eq-slstm")
-@pytest.mark.parametrize("forget_gate", ["exp", "sigmoid"])
-def test_slstm_is_the_book_equation(forget_gate):
-    torch.manual_seed(2)
-    model = SLSTM(d, h, stabilised=False, forget_gate=forget_gate).double()
-    x, _ = _x(2)
-    expected, states = _slstm_numpy(_np(model), x, forget_gate, stabilised=False)
-    hs, (h_T, c_T, n_T, m_T) = model(torch.from_numpy(x))
-    assert_allclose(hs.detach().numpy(), expected, **TIGHT)
-    assert_allclose(c_T.detach().numpy(), states[-1][0], **TIGHT)
-    assert_allclose(n_T.detach().numpy(), states[-1][1], **TIGHT)
-    assert np.all(m_T.numpy() == 0)
-
-
-@pytest.mark.equation("eq-slstm-stabilised")
-@pytest.mark.parametrize("forget_gate", ["exp", "sigmoid"])
-def test_slstm_stabiliser_is_the_book_equation_and_rescales_the_state(forget_gate):
-    torch.manual_seed(3)
-    model = SLSTM(d, h, stabilised=True, forget_gate=forget_gate).double()
-    P = _np(model)
-    x, _ = _x(3, scale=3.0)
-    expected, states = _slstm_numpy(P, x, forget_gate, stabilised=True)
-    plain, plain_states = _slstm_numpy(P, x, forget_gate, stabilised=False)
-    hs, (_, c_T, n_T, m_T) = model(torch.from_numpy(x))
-    assert_allclose(hs.detach().numpy(), expected, **TIGHT)
-    assert_allclose(expected, plain, rtol=1e-9, atol=1e-12)  # the stabiliser does not change h
-    for (c_s, n_s, m_s), (c_p, n_p, _) in zip(states, plain_states):  # c' = c e^{-m}, n' = n e^{-m}
-        assert_allclose(c_s, c_p * np.exp(-m_s), rtol=1e-9, atol=1e-12)
-        assert_allclose(n_s, n_p * np.exp(-m_s), rtol=1e-9, atol=1e-12)
-        assert np.all(n_s >= 1 - 1e-12)  # the larger of i', f' n' is 1, so n' never underflows
-    assert_allclose(m_T.detach().numpy(), states[-1][2], **TIGHT)
-    # where exp overflows even float64, the stabilised form is still finite
-    with torch.no_grad():
-        model.cell.b_i.fill_(800.0)
-    big, _ = model(torch.from_numpy(x))
-    assert torch.isfinite(big).all()
-
-
-@pytest.mark.equation("eq-mlstm")
-@pytest.mark.parametrize("method", ["sequential", "parallel"])
-def test_mlstm_is_the_book_equation(method):
-    torch.manual_seed(4)
-    nh, hid = 2, 6
-    dh = hid // nh
-    model = MLSTM(d, hid, n_heads=nh, forget_gate="sigmoid", method=method).double()
-    P = _np(model)
-    x, _ = _x(4)
-    out = np.zeros((b, t, hid))
-    for head in range(nh):
-        cols = slice(head * dh, (head + 1) * dh)
-        C, n = np.zeros((b, dh, dh)), np.zeros((b, dh))
-        for s in range(t):
-            xs = x[:, s]
-            q, v = xs @ P["W_xq"][:, cols], xs @ P["W_xv"][:, cols]
-            k = xs @ P["W_xk"][:, cols] / math.sqrt(dh)
-            i = np.exp(xs @ P["W_xi"][:, head] + P["b_i"][head])  # (b,) one gate per head
-            f = sigma(xs @ P["W_xf"][:, head] + P["b_f"][head])
-            o = sigma(xs @ P["W_xo"][:, cols] + P["b_o"][cols])
-            C = f[:, None, None] * C + i[:, None, None] * v[:, :, None] * k[:, None, :]
-            n = f[:, None] * n + i[:, None] * k
-            num = np.einsum("bvk,bk->bv", C, q)
-            den = np.maximum(np.abs((n * q).sum(-1)), 1.0)
-            out[:, s, cols] = o * num / den[:, None]
-    hs, _ = model(torch.from_numpy(x))
-    assert_allclose(hs.detach().numpy(), out, rtol=1e-9, atol=1e-12)
+@pytest.mark.equation("eq-linear-scan-backward")
+@pytest.mark.parametrize("method", ["sequential", "parallel", "chunked"])
+def test_linear_scan_backward(method):
+    rng = np.random.default_rng(5)
+    tt = 50
+    a, u = rng.uniform(0, 1, size=(b, tt, d)), rng.normal(size=(b, tt, d))
+    h0, dh = rng.normal(size=(b, d)), rng.normal(size=(b, tt, d))
+    hs = np.zeros_like(u)
+    h = h0
+    for s in range(tt):
+        h = a[:, s] * h + u[:, s]
+        hs[:, s] = h
+    g = np.zeros_like(u)
+    nxt = np.zeros((b, d))
+    for s in reversed(range(tt)):  # g_t = dh_t + a_{t+1} g_{t+1}
+        nxt = dh[:, s] + (a[:, s + 1] * nxt if s + 1 < tt else 0)
+        g[:, s] = nxt
+    h_prev = np.concatenate([h0[:, None], hs[:, :-1]], axis=1)
+    ta, tu, th0 = (_t(v).requires_grad_() for v in (a, u, h0))
+    (linear_scan(ta, tu, th0, method=method) * _t(dh)).sum().backward()
+    assert_allclose(tu.grad.numpy(), g, **TIGHT)
+    assert_allclose(ta.grad.numpy(), g * h_prev, **TIGHT)
+    assert_allclose(th0.grad.numpy(), a[:, 0] * g[:, 0], **TIGHT)

@@ -1,4 +1,4 @@
-"""The cost helpers of chapter 6: log-log slopes, saved bytes, state bytes, interleaved timings."""
+"""The cost helpers of chapter 7: log-log slopes, saved bytes, state bytes, interleaved timings."""
 
 import time
 
@@ -23,7 +23,7 @@ def test_cost_helpers():
 
 def test_fastest_times_ignore_calls_that_other_work_slowed_down():
     """A call slowed by the machine (here: two of seven sleep) moves the median of a few calls
-    but not the fastest, which is why chapter 6 fits its growth rates to the fastest."""
+    but not the fastest, which is why chapter 7 fits its growth rates to the fastest."""
     calls = {"n": 0}
 
     def sometimes_slow():

@@ -17,6 +17,7 @@ from lstm_lab.experiments import (  # noqa: E402
     MemberLosses,
     ReberChunks,
     SeedEnsemble,
+    StreamChunks,
     cell_state_norms,
     long_range_accuracy,
     run_odyssey,
@@ -24,10 +25,11 @@ from lstm_lab.experiments import (  # noqa: E402
     stacked_batches,
     steps_to_solve,
     stop_when_solved,
+    stream_losses,
 )
 from lstm_lab.nn import LSTM, SequenceModel  # noqa: E402
 from lstm_lab.plotting import plot_odyssey  # noqa: E402
-from lstm_lab.tasks import adding_problem, continual_embedded_reber, temporal_order  # noqa: E402
+from lstm_lab.tasks import adding_problem, continual_embedded_reber, temporal_order, token_streams  # noqa: E402
 from lstm_lab.train import History, last_step_cross_entropy, last_step_mse, train  # noqa: E402  # noqa: E402
 
 
@@ -232,6 +234,50 @@ def test_reber_chunks_serve_one_stream_in_order_then_a_new_one():
     assert parts[3][0].shape == (2, 5, 7)
 
 
+def test_token_streams_cut_a_text_into_parallel_consecutive_streams():
+    ids = np.arange(23)
+    x, y = token_streams(ids, batch_size=4)
+    assert x.shape == y.shape == (4, 5) and x.dtype == np.int64
+    assert_allclose(x[1], np.arange(5, 10))
+    assert_allclose(y, x + 1)  # the next id at every step, across the streams' borders too
+    with pytest.raises(ValueError, match="batch_size"):
+        token_streams(ids, batch_size=23)
+    with pytest.raises(ValueError, match="ids must be integers"):
+        token_streams(np.zeros((2, 3), dtype=int), batch_size=1)
+
+
+def test_stream_chunks_walk_the_streams_and_start_again():
+    x, y = token_streams(np.arange(41), batch_size=2)  # (2, 20)
+    make = StreamChunks(x, y, chunk=6)  # 3 whole chunks per pass, the last 2 steps never served
+    rng = np.random.default_rng(0)
+    parts = [make(rng) for _ in range(4)]
+    assert [bool(f) for _, _, f in parts] == [True, False, False, True]
+    assert_allclose(np.concatenate([p[0] for p in parts[:3]], axis=1), x[:, :18])
+    assert_allclose(parts[3][1], y[:, :6])
+    with pytest.raises(ValueError, match="chunk"):
+        StreamChunks(x, y, chunk=21)
+    with pytest.raises(ValueError, match="y \\(b, n\\)"):
+        StreamChunks(x, y[:, :5], chunk=5)
+
+
+def test_stream_losses_carry_the_state_or_restart_each_chunk():
+    seed_everything(0)
+    model = SequenceModel(LSTM(4, 6), 5, vocab_size=5).double()
+    x, y = token_streams(np.random.default_rng(1).integers(0, 5, size=30), batch_size=2)  # (2, 14)
+    carried = stream_losses(model, x, y, chunk=4)
+    reset = stream_losses(model, x, y, chunk=4, carry=False)
+    assert carried.shape == reset.shape == (2, 12)  # 3 chunks of 4; the last 2 steps left out
+    with torch.no_grad():
+        whole, _ = model(torch.from_numpy(x))
+        first, _ = model(torch.from_numpy(x[:, 4:8]))
+    expected = torch.nn.functional.cross_entropy(whole.transpose(1, 2), torch.from_numpy(y), reduction="none")
+    assert_allclose(carried, expected[:, :12].numpy(), rtol=1e-12)
+    expected = torch.nn.functional.cross_entropy(first.transpose(1, 2), torch.from_numpy(y[:, 4:8]), reduction="none")
+    assert_allclose(reset[:, 4:8], expected.numpy(), rtol=1e-12)
+    assert_allclose(reset[:, :4], carried[:, :4])  # the first chunk starts from zeros either way
+    assert model.training  # eval mode only for the call
+
+
 def test_carried_state_loss_sees_one_long_stream():
     seed_everything(0)
     model = SequenceModel(LSTM(7, 4), 7)
@@ -247,6 +293,14 @@ def test_carried_state_loss_sees_one_long_stream():
         expected = torch.nn.functional.cross_entropy(out[:, 6:].flatten(0, 1), torch.from_numpy(y2).flatten())
     assert_allclose(second.item(), expected.item(), rtol=1e-6)
     assert all(not s.requires_grad for s in loss_fn.state)
+    reset = CarriedStateLoss(carry=False)
+    reset(model, *tensors[:3])
+    with torch.no_grad():
+        out, _ = model(torch.from_numpy(x2))  # every chunk from zeros
+        expected = torch.nn.functional.cross_entropy(out.flatten(0, 1), torch.from_numpy(y2).flatten())
+    assert_allclose(reset(model, *tensors[3:]).item(), expected.item(), rtol=1e-6)
+    with pytest.raises(TypeError, match="carry"):
+        CarriedStateLoss(carry="no")
     loss_fn(model, *tensors[:2], torch.tensor(True))  # fresh: starts from zeros again
     with torch.no_grad():
         h_alone = model(torch.from_numpy(x1))[1][0]

@@ -5,6 +5,7 @@ direction against the NumPy model, vmap, and clear errors."""
 
 import copy
 import itertools
+import warnings
 
 import numpy as np
 import pytest
@@ -515,3 +516,67 @@ def test_sequence_model_reads_out_both_directions():
     assert model.head.in_features == 8
     y, (h_n, c_n) = model(torch.tensor([[0, 1, 4], [2, 3, 3]]))
     assert y.shape == (2, 3, 2) and h_n.shape == (2, 2, 4)
+
+
+# ----------------------------------------------------------------------------- variational dropout
+@pytest.mark.parametrize("kind", ["RNN", "LSTM", "GRU"])
+def test_variational_dropout_keeps_each_mask_for_every_step(kind):
+    """With an identity-like input, a unit dropped between layers is dropped at every step:
+    the layer above sees zeros in the same columns at all t steps."""
+    torch.manual_seed(0)
+    model = OURS[kind](3, 6, 2, dropout=0.5, variational=True).double().train()
+    seen = {}
+    hook = model.layers[1].register_forward_pre_hook(lambda mod, args, kw: seen.update(x=args[0]), with_kwargs=True)
+    model(torch.randn(4, 7, 3, dtype=torch.float64))
+    hook.remove()
+    zero = seen["x"] == 0  # (b, t, h): dropped entries of the layer below's output
+    assert zero.any()
+    assert torch.equal(zero, zero[:, :1].expand_as(zero))  # the same units at every step
+
+
+def test_per_step_dropout_changes_its_mask_from_step_to_step():
+    torch.manual_seed(0)
+    model = LSTM(3, 6, 2, dropout=0.5).double().train()
+    seen = {}
+    hook = model.layers[1].register_forward_pre_hook(lambda mod, args, kw: seen.update(x=args[0]), with_kwargs=True)
+    model(torch.randn(4, 7, 3, dtype=torch.float64))
+    hook.remove()
+    zero = seen["x"] == 0
+    assert not torch.equal(zero, zero[:, :1].expand_as(zero))
+
+
+def test_variational_dropout_runs_the_cell_and_acts_with_one_layer():
+    torch.manual_seed(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # one layer is enough: h_{t-1} is dropped too, so no warning
+        model = LSTM(3, 5, 1, dropout=0.5, variational=True).double()
+    x = torch.randn(2, 4, 3, dtype=torch.float64)
+    model.eval()
+    assert model.layers[0].method_for(x) == "torch"  # eval: nothing to drop, the kernel runs
+    evaluated = model(x)[0]
+    model.train()
+    assert not torch.allclose(model(x)[0], evaluated)
+    assert "variational=True" in repr(model)
+
+
+@pytest.mark.parametrize("kind", ["RNN", "LSTM", "GRU"])
+def test_variational_dropout_with_lengths_matches_each_sequence_alone_in_eval_and_runs_in_training(kind):
+    torch.manual_seed(1)
+    model = OURS[kind](3, 4, 2, dropout=0.3, variational=True, bidirectional=True).double()
+    x = torch.randn(4, 5, 3, dtype=torch.float64)
+    out, _ = model.train()(x, lengths=MIXED)
+    assert torch.all(out[1, 5:] == 0) and torch.all(out[0, 3:] == 0)  # padded steps stay zero
+    model.eval()
+    out, _ = model(x, lengths=MIXED)
+    for j, n in enumerate(MIXED):
+        assert_close(out[j, :n], model(x[j : j + 1, :n])[0][0], **TIGHT)
+
+
+def test_variational_dropout_errors_are_clear():
+    with pytest.raises(ValueError, match="variational dropout drops h_\\(t-1\\) inside the loop.*method='torch'"):
+        LSTM(3, 4, 2, dropout=0.3, variational=True, method="torch")
+    with pytest.raises(TypeError, match="variational"):
+        GRU(3, 4, 2, dropout=0.3, variational="yes")
+    with pytest.raises(ValueError, match="torch.nn has no variational dropout"):
+        RNN(3, 4, 2, dropout=0.3, variational=True).to_torch()
+    RNN(3, 4, 2, variational=True).to_torch()  # no dropout: nothing variational about it

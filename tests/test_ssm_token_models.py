@@ -1,6 +1,6 @@
 """lstm_lab.nn.LTIBlock is the time-invariant SSM (against the recurrence), is causal, and has almost
 the parameters of the Mamba block; lstm_lab.nn.MambaStack inside lstm_lab.nn.SequenceModel (the
-SSM language models of chapters 6-8) and selective_deltas; the last-k objectives of lstm_lab.train."""
+SSM language models of chapters 7-9) and selective_deltas; the last-k objectives of lstm_lab.train."""
 
 import pytest
 import torch

@@ -1,5 +1,6 @@
 """What the PyTorch RNN, LSTM and GRU modules share: input checks, initial states, stacking,
-both directions of a bidirectional stack, sequences of different lengths and dropout between layers.
+both directions of a bidirectional stack, sequences of different lengths and dropout between
+layers, per step (as ``torch.nn``) or variational (one mask per sequence, Gal and Ghahramani).
 
 Shapes: x (b, t, d) batch-first; a state tensor (num_layers * num_directions, b, h) as in
 ``torch.nn`` (num_directions is 2 for a bidirectional stack, else 1); ``lengths`` (b,): the
@@ -136,7 +137,7 @@ def hold(mask: torch.Tensor | None, step: int, new: torch.Tensor, old: torch.Ten
 
     ``mask`` (b, t, 1) from :func:`step_mask`; None means every step is real (then ``new`` itself).
     """
-    return new if mask is None else torch.where(mask[:, step], new, old)
+    return new if mask is None else torch.where(mask[:, step], new, old)  # eq-masked-update
 
 
 def zero_padding(hs: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
@@ -172,6 +173,22 @@ def check_dropout(dropout, num_layers: int) -> float:
             UserWarning, stacklevel=4,
         )
     return dropout
+
+
+def dropout_mask(like: torch.Tensor, shape: tuple[int, ...], p: float) -> torch.Tensor:
+    """A dropout mask of ``shape``: each entry 0 with probability ``p``, else 1 / (1 - p).
+
+    ``like`` gives the dtype and device. The scaling keeps every unit's expected value, so a
+    model in eval mode (no mask) needs no rescaling.
+    """
+    keep = torch.bernoulli(like.new_full(shape, 1.0 - p))
+    return keep / (1.0 - p)  # eq-variational-dropout  m ~ Bernoulli(1 - p) / (1 - p)
+
+
+def recurrent_input(h_prev: torch.Tensor, h_mask: torch.Tensor | None) -> torch.Tensor:
+    """h_{t-1} as the recurrent weights read it: times the variational mask m_h (b, h), the same
+    at every step, or ``h_prev`` itself when there is none (eval mode, or no variational dropout)."""
+    return h_prev if h_mask is None else h_prev * h_mask  # eq-variational-dropout  (b, h)
 
 
 def add_parameters(module: nn.Module, shapes: dict[str, tuple[int, ...]]) -> None:
@@ -210,10 +227,12 @@ class RecurrentLayer(nn.Module):
     cuDNN on a GPU, called directly on these same parameters, with no hidden module).
     A layer built with "auto" records it in ``auto``: see :meth:`method_for`.
 
-    Each layer's ``forward_cell(x, *states, mask=None)`` is the readable loop: one line per
-    equation, autograd for the backward pass. ``mask`` (b, t, 1), True at real steps, comes
-    from :meth:`forward` for a padded batch, and the loop holds its states still where it is
-    False (:func:`hold`).
+    Each layer's ``forward_cell(x, *states, mask=None, h_mask=None)`` is the readable loop: one
+    line per equation, autograd for the backward pass. ``mask`` (b, t, 1), True at real steps,
+    comes from :meth:`forward` for a padded batch, and the loop holds its states still where it
+    is False (:func:`hold`). ``h_mask`` (b, h), from a stack with variational dropout, multiplies
+    h_{t-1} wherever a weight matrix reads it (:func:`recurrent_input`); the state itself is
+    carried undropped.
     A ``reverse`` layer (the second direction of a bidirectional stack) reads each sequence
     backwards, from its own last real step: see :meth:`forward`.
     """
@@ -246,7 +265,8 @@ class RecurrentLayer(nn.Module):
     def extra_repr(self) -> str:
         return "reverse=True" if self.reverse else ""
 
-    def forward(self, x: torch.Tensor, *states: torch.Tensor, lengths: torch.Tensor | None = None):
+    def forward(self, x: torch.Tensor, *states: torch.Tensor, lengths: torch.Tensor | None = None,
+                h_mask: torch.Tensor | None = None):
         """x (b, t, d) and the layer's states, each (b, ·) -> hs (b, t, h), final states.
 
         Runs ``forward_<method>`` for the method :meth:`method_for` picks: ``forward_cell``
@@ -255,14 +275,16 @@ class RecurrentLayer(nn.Module):
         outputs at padded steps are zeros, and the final states are those after each
         sequence's last real step. A reverse layer runs the same forward pass on each sequence
         reversed within its own length (:func:`reverse_steps`), and reverses the outputs back.
+        ``h_mask`` (b, h), the recurrent dropout mask of a variational stack, runs the cell
+        (no PyTorch kernel drops the recurrent input; the stack allows it with "auto" or "cell").
         """
-        method = self.method_for(x, *states)
+        method = "cell" if h_mask is not None else self.method_for(x, *states)
         if self.reverse:
             x = reverse_steps(x, lengths)  # each sequence read from its own last real step
         if method == "cell":  # the readable loop holds its states still at padded steps
             mask = step_mask(lengths, x)  # (b, t, 1): True at real steps; None without lengths
             x = zero_padding(x, mask)  # padded inputs never enter the arithmetic (not even a NaN)
-            hs, finals = self.forward_cell(x, *states, mask=mask)
+            hs, finals = self.forward_cell(x, *states, mask=mask, h_mask=h_mask)
             hs = zero_padding(hs, mask)  # (b, t, h), zeros at padded steps
         else:
             hs, finals = getattr(self, f"forward_{method}")(x, *states, lengths=lengths)
@@ -335,7 +357,10 @@ class StackedRecurrent(nn.Module):
     output is the two directions' hidden states side by side, (b, t, 2h), the forward half
     first, as in ``torch.nn``. ``dropout`` (a probability in [0, 1)) zeroes each feature of
     every layer's output but the last one's with that probability in training mode, as in
-    ``torch.nn`` (see :meth:`forward`).
+    ``torch.nn`` (see :meth:`forward`). With ``variational=True`` the dropout follows Gal and
+    Ghahramani: each sequence draws its masks once and keeps them at every step, and every
+    layer's recurrent input h_{t-1} is dropped too (the layers then run their readable cell in
+    training mode: ``method`` must be "auto" or "cell").
     """
 
     #: names of the state tensors, e.g. ("h",) or ("h", "c")
@@ -344,14 +369,22 @@ class StackedRecurrent(nn.Module):
     torch_kind: str = ""
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int, bias: bool, *,
-                 dropout: float = 0.0, bidirectional: bool = False):
+                 dropout: float = 0.0, bidirectional: bool = False, variational: bool = False):
         super().__init__()
         self.input_size = check_size(input_size, "input_size")
         self.hidden_size = check_size(hidden_size, "hidden_size")
         self.num_layers = check_size(num_layers, "num_layers")
         self.bias = check_flag(bias, "bias")
         self.bidirectional = check_flag(bidirectional, "bidirectional")
-        self.dropout = check_dropout(dropout, self.num_layers)
+        self.variational = check_flag(variational, "variational")
+        # variational dropout also drops the recurrent input, so one layer is enough for it to act
+        self.dropout = check_dropout(dropout, 2 if self.variational else self.num_layers)
+        method = getattr(self, "method", "auto")
+        if self.variational and self.dropout and method not in ("auto", "cell"):
+            raise ValueError(
+                f"variational dropout drops h_(t-1) inside the loop, which method={method!r} cannot do; "
+                "use method='auto' or method='cell'"
+            )
         self.layers = nn.ModuleList([self.make_layer(self.layer_input_size(k)) for k in range(self.num_layers)])
         if self.bidirectional:  # only then: a unidirectional stack keeps the modules it always had
             self.reverse_layers = nn.ModuleList(
@@ -418,29 +451,37 @@ class StackedRecurrent(nn.Module):
         Returns ``(outputs, final_state)``: outputs (b, t, h), or (b, t, 2h) if bidirectional
         (forward half first), from the top layer, and the final state(s) of every layer and
         direction in the same form as ``state``. In training mode with ``dropout`` > 0, the
-        input of every layer above the first (the output of the one below) goes through dropout.
+        input of every layer above the first (the output of the one below) goes through dropout:
+        a new mask at every step, as in ``torch.nn``; or, if ``variational``, one mask per
+        sequence for all its steps, and one more per layer and direction on h_{t-1}.
         """
         first = next(self.parameters())
         x = check_input(x, self.input_size, first)
         lengths = check_lengths(lengths, x)
         states = iter(self._initial_states(x, state))
+        drop = self.dropout > 0 and self.training
+        b, p = x.shape[0], self.dropout
         finals = []
         out = x
         for k in range(self.num_layers):
-            if k > 0 and self.dropout > 0 and self.training:
-                out = nn.functional.dropout(out, self.dropout, training=True)  # as torch.nn: between layers
+            if k > 0 and drop and self.variational:  # eq-variational-dropout  one mask for all t steps
+                out = out * dropout_mask(out, (b, 1, out.shape[2]), p)  # (b, t, ·) * (b, 1, ·)
+            elif k > 0 and drop:
+                out = nn.functional.dropout(out, p, training=True)  # as torch.nn: between layers
             outs = []
             for layer in self.directions(k):
-                hs, final = layer(out, *next(states), lengths=lengths)
+                h_mask = dropout_mask(out, (b, self.hidden_size), p) if drop and self.variational else None
+                hs, final = layer(out, *next(states), lengths=lengths, h_mask=h_mask)
                 outs.append(hs)
                 finals.append(final)
-            out = outs[0] if len(outs) == 1 else torch.cat(outs, dim=2)  # (b, t, h) or (b, t, 2h)
+            out = outs[0] if len(outs) == 1 else torch.cat(outs, dim=2)  # eq-bidirectional  (b, t, h) or (b, t, 2h)
         stacked = tuple(torch.stack([f[j] for f in finals]) for j in range(len(self.state_names)))
         return out, (stacked[0] if len(stacked) == 1 else stacked)
 
     def stack_repr(self) -> str:
         """The stack's options that differ from their defaults, for ``extra_repr``."""
         parts = [f"dropout={self.dropout}"] if self.dropout else []
+        parts += ["variational=True"] if self.variational else []
         return ", ".join(parts + (["bidirectional=True"] if self.bidirectional else []))
 
     def extra_repr(self) -> str:
@@ -480,6 +521,9 @@ class StackedRecurrent(nn.Module):
         """An equivalent ``torch.nn.<torch_kind>(batch_first=True)``, same dtype, device,
         ``dropout``, ``bidirectional`` and mode (training or eval)."""
         self.check_torch_equivalent()
+        if self.variational and self.dropout:
+            raise ValueError("torch.nn has no variational dropout (its masks change at every step); "
+                             "build the model with variational=False")
         w = next(self.parameters())
         module = getattr(nn, self.torch_kind)(
             self.input_size, self.hidden_size, self.num_layers, bias=self.bias, batch_first=True,

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import torch
 
-from lstm_lab.nn.base import RecurrentLayer, StackedRecurrent, hold, resolve_method
+from lstm_lab.nn.base import RecurrentLayer, StackedRecurrent, hold, recurrent_input, resolve_method
 from lstm_lab.variants import check_gru_form, gru_param_shapes
 
 
@@ -28,20 +28,22 @@ class GRULayer(RecurrentLayer):
         self.auto = method == "auto"
         super().__init__(gru_param_shapes(form, input_size, hidden_size), hidden_size, bias, reverse)
 
-    def forward_cell(self, x: torch.Tensor, h0: torch.Tensor, mask: torch.Tensor | None = None):
+    def forward_cell(self, x: torch.Tensor, h0: torch.Tensor, mask: torch.Tensor | None = None,
+                     h_mask: torch.Tensor | None = None):
         """The GRU's readable loop, in either form: x (b, t, d), h0 (b, h) -> hs (b, t, h), (h_T,)."""
         h_prev = h0
         hs = []
         for step in range(x.shape[1]):
             x_t = x[:, step]
-            r = torch.sigmoid(self.linear("r", x_t, h_prev))  # eq-gru-reset
-            z = torch.sigmoid(self.linear("z", x_t, h_prev))  # eq-gru-update
+            h_in = recurrent_input(h_prev, h_mask)  # (b, h): what the weights W_h· read
+            r = torch.sigmoid(self.linear("r", x_t, h_in))  # eq-gru-reset
+            z = torch.sigmoid(self.linear("z", x_t, h_in))  # eq-gru-update
             x_n = x_t @ self.W_xn + (self.b_n if self.bias else 0)  # (b, d) @ (d, h)
             if self.form == "torch":
-                h_n = h_prev @ self.W_hn + (self.b_hn if self.bias else 0)  # (b, h) @ (h, h)
+                h_n = h_in @ self.W_hn + (self.b_hn if self.bias else 0)  # (b, h) @ (h, h)
                 n = torch.tanh(x_n + r * h_n)  # eq-gru-candidate
             else:
-                n = torch.tanh(x_n + (r * h_prev) @ self.W_hn)  # eq-gru-candidate-cho
+                n = torch.tanh(x_n + (r * h_in) @ self.W_hn)  # eq-gru-candidate-cho
             h = (1 - z) * n + z * h_prev  # eq-gru-hidden
             h_prev = hold(mask, step, h, h_prev)  # padded steps keep the state
             hs.append(h_prev)
@@ -57,7 +59,8 @@ class GRU(StackedRecurrent):
     only) or "auto" (the kernel where it applies, but "cell" under ``torch.func.vmap``).
     ``forward(x, h0=None)`` returns ``(outputs (b, t, h), h_n (num_layers, b, h))``.
     ``dropout`` and ``bidirectional`` mean what they mean in ``torch.nn.GRU`` (then the outputs are
-    (b, t, 2h) and the states (num_layers * 2, b, h)), and ``forward(x, h0, lengths=...)`` runs a
+    (b, t, 2h) and the states (num_layers * 2, b, h)); ``variational=True`` makes the dropout
+    Gal and Ghahramani's (see :class:`~lstm_lab.nn.base.StackedRecurrent`), and ``forward(x, h0, lengths=...)`` runs a
     right-padded batch of sequences of different lengths: see :meth:`StackedRecurrent.forward`.
     """
 
@@ -65,10 +68,12 @@ class GRU(StackedRecurrent):
     torch_kind = "GRU"
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
-                 form: str = "torch", method: str = "auto", *, dropout: float = 0.0, bidirectional: bool = False):
+                 form: str = "torch", method: str = "auto", *, dropout: float = 0.0, bidirectional: bool = False,
+                 variational: bool = False):
         self.form = check_gru_form(form)
         self.method = method
-        super().__init__(input_size, hidden_size, num_layers, bias, dropout=dropout, bidirectional=bidirectional)
+        super().__init__(input_size, hidden_size, num_layers, bias, dropout=dropout, bidirectional=bidirectional,
+                         variational=variational)
 
     def make_layer(self, input_size: int, reverse: bool = False) -> GRULayer:
         return GRULayer(input_size, self.hidden_size, self.bias, self.form, self.method, reverse)

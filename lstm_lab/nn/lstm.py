@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import torch
 
-from lstm_lab.nn.base import RecurrentLayer, StackedRecurrent, hold, resolve_method
+from lstm_lab.nn.base import RecurrentLayer, StackedRecurrent, hold, recurrent_input, resolve_method
 from lstm_lab.nn.fused_lstm import FUSED_ORDER, fused_lstm
 from lstm_lab.variants import LSTMSpec, check_forget_bias, lstm_param_shapes, lstm_spec
 
@@ -54,7 +54,7 @@ class LSTMLayer(RecurrentLayer):
                 a = a + prev[src] @ getattr(self, f"R_{src}{k}")  # (b, h) @ (h, h)
         return a
 
-    def forward_cell(self, x, h0, c0, gates0=None, mask=None):
+    def forward_cell(self, x, h0, c0, gates0=None, mask=None, h_mask=None):
         """The LSTM's readable cell, every variant: x (b, t, d), h0 and c0 (b, h), FGR's gates0
         (b, 3h) -> hs (b, t, h), final states."""
         spec = self.spec
@@ -65,24 +65,24 @@ class LSTMLayer(RecurrentLayer):
         hs = []
         for step in range(x.shape[1]):
             x_t = x[:, step]
-
+            h_in = recurrent_input(h_prev, h_mask)  # (b, h): what the weights W_h· read
             if spec.input_gate:
-                i_pre = self.pre_activation("i", x_t, h_prev, prev)  # (b, h)
+                i_pre = self.pre_activation("i", x_t, h_in, prev)  # (b, h)
                 i = torch.sigmoid(i_pre + (c_prev * self.p_i if peep else 0))  # eq-lstm-input, eq-peephole-input
             else:
                 i = ones
             if spec.coupled:
                 f = 1 - i  # eq-cifg
             elif spec.forget_gate:
-                f_pre = self.pre_activation("f", x_t, h_prev, prev)  # (b, h)
+                f_pre = self.pre_activation("f", x_t, h_in, prev)  # (b, h)
                 f = torch.sigmoid(f_pre + (c_prev * self.p_f if peep else 0))  # eq-lstm-forget, eq-peephole-forget
             else:
                 f = ones
-            g_pre = self.pre_activation("g", x_t, h_prev, prev)  # (b, h)
+            g_pre = self.pre_activation("g", x_t, h_in, prev)  # (b, h)
             g = torch.tanh(g_pre) if spec.input_activation else g_pre  # eq-lstm-candidate
             c = f * c_prev + i * g  # eq-lstm-cell  (b, h)
             if spec.output_gate:
-                o_pre = self.pre_activation("o", x_t, h_prev, prev)  # (b, h)
+                o_pre = self.pre_activation("o", x_t, h_in, prev)  # (b, h)
                 o = torch.sigmoid(o_pre + (c * self.p_o if peep else 0))  # eq-lstm-output, eq-peephole-output
             else:
                 o = ones
@@ -144,6 +144,10 @@ class LSTM(StackedRecurrent):
         As in ``torch.nn.LSTM``: dropout on the output of every layer but the last, in training
         mode; a reverse direction beside the forward one in every layer (outputs (b, t, 2h),
         forward half first), for every variant and every method.
+    variational
+        Gal and Ghahramani's dropout instead of ``torch.nn``'s: one mask per sequence for all
+        its steps, between layers and on every layer's h_{t-1} (methods "auto" and "cell"; see
+        :class:`~lstm_lab.nn.base.StackedRecurrent`).
 
     ``forward(x, state=None)`` takes x (b, t, input_size) and ``state = (h0, c0)``, each
     (num_layers, b, h) (num_layers * 2 if bidirectional), or None for zeros; FGR adds a third
@@ -156,7 +160,7 @@ class LSTM(StackedRecurrent):
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  variant: str = "vanilla", forget_bias: float = 0.0, method: str = "auto", *,
-                 dropout: float = 0.0, bidirectional: bool = False):
+                 dropout: float = 0.0, bidirectional: bool = False, variational: bool = False):
         self.spec = lstm_spec(variant)
         check_forget_bias(self.spec, forget_bias)
         if forget_bias and not bias:
@@ -167,7 +171,8 @@ class LSTM(StackedRecurrent):
         self.forget_bias = float(forget_bias)
         self.method = method
         self.state_names = ("h", "c", "gates") if self.spec.full_gate_recurrence else ("h", "c")
-        super().__init__(input_size, hidden_size, num_layers, bias, dropout=dropout, bidirectional=bidirectional)
+        super().__init__(input_size, hidden_size, num_layers, bias, dropout=dropout, bidirectional=bidirectional,
+                         variational=variational)
 
     @property
     def variant(self) -> str:

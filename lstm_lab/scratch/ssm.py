@@ -1,13 +1,13 @@
 """The selective state-space model (S6, Mamba's SSM) in NumPy: forward loop and backward by hand.
 
 The NumPy twin of :func:`lstm_lab.nn.ssm.selective_scan`, for reading every step of the
-recurrence and every gradient of its backward pass (chapter 7).
+recurrence and every gradient of its backward pass (chapter 8).
 
 Glossary (book symbols -> code): b batch, t time steps, d channels, n state size per channel;
 x_t -> ``x[:, t]`` (b, d); delta_t -> ``delta[:, t]`` (b, d), > 0; A (d, n), negative;
 B_t, C_t -> ``B[:, t]``, ``C[:, t]`` (b, n), shared by the channels; D (d,); h_t (b, d, n).
 
-Equations (chapter 7):
+Equations (chapter 8):
 
 - eq-ssm-zoh-a:    A_bar_t = exp(delta_t A)
 - eq-ssm-simple-b: B_bar_t = delta_t B_t  (Mamba's choice, ``discretization="zoh_a_euler_b"``)
