@@ -460,3 +460,30 @@ def test_every_labelled_equation_has_a_home_in_the_code():
     strays = sorted(set(homes) - set(equations))
     assert not strays, f"comments in lstm_lab cite labels the book does not have: {strays}"
     assert "**nowhere**" not in course.equation_map_text()
+
+
+def test_the_course_map_names_the_chapters_that_teach_each_model():
+    """Chapter 9's table gives, for each model, the chapters that teach it: the headings of one
+    of them name the model, and the range is no wider than the book (chapters were renumbered
+    twice; a stale number points at a chapter about something else)."""
+    import json
+
+    def headings(number: int) -> str:
+        path = next((ROOT / "notebooks").glob(f"{number:02d}_*.ipynb"))
+        cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+        lines = [ln for c in cells if c["cell_type"] == "markdown" for ln in "".join(c["source"]).splitlines()]
+        return " ".join(ln for ln in lines if ln.startswith("#")).lower()
+
+    nb = json.loads(next((ROOT / "notebooks").glob("09_*.ipynb")).read_text(encoding="utf-8"))
+    table = next("".join(c["source"]) for c in nb["cells"] if "## The course in one table" in "".join(c["source"]))
+    rows = [ln.split("|")[1:3] for ln in table.splitlines() if ln.startswith("| ") and "---" not in ln][1:]
+    assert len(rows) >= 8
+    names = {"vanilla RNN": "rnn", "LSTM, GRU and variants": "lstm", "Transformer": "transformer",
+             "time-invariant SSM": "time-invariant", "Mamba (selective SSM)": "mamba",
+             "minGRU, minLSTM": "gated recurrence", "sLSTM": "xlstm", "mLSTM": "mlstm"}
+    for model, chapters in rows:
+        model, chapters = model.strip(), chapters.strip()
+        first, _, last = chapters.partition("-")
+        numbers = range(int(first), int(last or first) + 1)
+        assert all(list((ROOT / "notebooks").glob(f"{n:02d}_*.ipynb")) for n in numbers), (model, chapters)
+        assert any(names[model] in headings(n) for n in numbers), f"{model!r}: no heading of {chapters} names it"
