@@ -6,7 +6,9 @@
 #                     numerical path
 # Day to day:   make test-fast (unit tests, under a minute) | execute [NB=notebooks/X.ipynb]
 # Instructors:  make assignments | grade ASSIGNMENT=<name> SUBMISSIONS=<folder> (Linux, bubblewrap) | student-book
-# Others:       make env | test-main | test-book | test-portable | test-oldest | sync | check | bench | clean | clean-env
+# Hindi:        make book-hi (into _build/hi/html) | student-book-hi | translations (update the .po
+#               files in locales/hi after the English changed) | translation-coverage
+# Others:       make env | test-main | test-book | test-book-hi | test-portable | test-oldest | sync | check | bench | clean | clean-env
 # Another Python: make PYTHON=python3.12 test (3.10-3.13; .venv is rebuilt when it changes)
 
 PYTHON ?= python3
@@ -25,7 +27,7 @@ BOOK_FLAGS ?= -W -n --keep-going
 PDF := _build/pdf/gated-recurrence.pdf
 
 .PHONY: help env book pdf test test-main test-book test-portable-then-book test-fast test-portable test-oldest lint execute sync check bench clean \
-	clean-env assignments grade student-book
+	clean-env assignments grade student-book test-book-hi book-hi student-book-hi translations translation-coverage
 
 help:
 	@sed -n '/^#/!q;p' Makefile
@@ -64,15 +66,20 @@ pdf: env
 test: env lint
 	@$(MAKE) --no-print-directory -j2 -O test-main test-portable-then-book
 
-# Unit tests, nbval over every notebook, the assignments graded in their sandbox (attacks too).
-# One thread per library: the tests' matrices are small, and the other lane has the second core
-# (two threads each on two cores made both lanes several minutes slower).
+# Unit tests, nbval over every notebook, the assignments graded in their sandbox (attacks too),
+# and the Hindi book (marker book_hi: about 4 minutes, which this lane has room for and the
+# other has not). One thread per library: the tests' matrices are small, and the other lane has
+# the second core (two threads each on two cores made both lanes several minutes slower).
 test-main: env
 	env OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 $(BIN)/python -m pytest -m "not book"
 
 # The book: the strict build (-W -n), its pages, the student edition, and the browser tests.
 test-book: env
 	$(BIN)/python -m pytest tests -m book
+
+# The Hindi book alone: its strict build, its pages and student edition, and the browser tests.
+test-book-hi: env
+	$(BIN)/python -m pytest tests -m book_hi
 
 test-portable-then-book: env
 	@status=0; $(MAKE) --no-print-directory test-portable || status=1; \
@@ -127,6 +134,22 @@ grade: env
 
 student-book: env
 	$(BIN)/python -m tools.course student-book $(BOOK_FLAGS)
+
+# The Hindi edition (tools/translation.py): the same sources, the prose from locales/hi/LC_MESSAGES.
+# book-hi and student-book-hi link every page to its English twin in _build/html (build both).
+book-hi: env
+	$(BIN)/python -m tools.translation build $(BOOK_FLAGS)
+
+student-book-hi: env
+	$(BIN)/python -m tools.translation student $(BOOK_FLAGS)
+
+translations: env
+	$(BIN)/python -m tools.translation update
+	$(BIN)/python -m tools.translation check
+	-$(BIN)/python -m tools.translation coverage
+
+translation-coverage: env
+	$(BIN)/python -m tools.translation coverage
 
 sync: env
 	$(BIN)/python -m tools.course sync

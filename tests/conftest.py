@@ -63,3 +63,28 @@ def html(tmp_path_factory) -> Path:
     assert proc.returncode == 0, f"book build failed (warnings are errors):\n{log[-6000:]}"
     assert "WARNING" not in log, log[-6000:]
     return out / "_build" / "html"
+
+
+def _translated_book(tmp_path_factory, command: str) -> Path:
+    out = tmp_path_factory.mktemp(f"hi-{command}")
+    cmd = [sys.executable, "-m", "tools.translation", command, "--out", str(out), "-W", "-n", "--keep-going", "--all"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, f"Hindi book build failed (warnings are errors):\n{log[-6000:]}"
+    assert "WARNING" not in log, log[-6000:]
+    from tools import translation
+
+    lang = translation.LANGUAGES["hi"]
+    return out / (lang.student_root if command == "student" else lang.root)
+
+
+@pytest.fixture(scope="session")
+def html_hi(tmp_path_factory) -> Path:
+    """The Hindi book (`make book-hi`), built strictly (-W -n) into a temporary folder; its html/ folder."""
+    return _translated_book(tmp_path_factory, "build")
+
+
+@pytest.fixture(scope="session")
+def student_html_hi(tmp_path_factory) -> Path:
+    """The Hindi student edition (`make student-book-hi`), built strictly; its html/ folder."""
+    return _translated_book(tmp_path_factory, "student")

@@ -308,8 +308,9 @@ def visit(browser, url: str, width: int, toggle: bool = True) -> Visit:
     with contextlib.suppress(Exception):  # a page whose maths never typesets is reported below
         _wait_for_maths(page, timeout_ms=20_000)
     if "search.html?q=" in url:  # wait for every result's snippet
-        page.wait_for_function("() => /finished|did not match/.test("
-                               "(document.querySelector('#search-results .search-summary') || {}).innerText || '')",
+        # finished: the results' heading no longer says "Searching" (in the book's language)
+        page.wait_for_function("() => { const h = document.querySelector('#search-results h2');"
+                               " return !!h && h.firstChild.textContent !== Documentation.gettext('Searching'); }",
                                timeout=60_000)
     result.facts = page.evaluate(_INSPECT)
     result.facts["search_results"] = len(page.query_selector_all("#search-results li"))

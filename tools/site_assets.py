@@ -38,6 +38,8 @@ WEB = Path(__file__).resolve().parent / "web"
 STATIC = WEB / "static"
 MATHJAX = WEB / "node_modules" / "mathjax" / "es5"
 FONTAWESOME_CSS = WEB / "node_modules" / "@fortawesome" / "fontawesome-free" / "css" / "fontawesome.min.css"
+# The Hindi book's font (tools/translation.py copies it); installed with the rest.
+DEVANAGARI_FONT = WEB / "node_modules" / "@fontsource" / "noto-sans-devanagari" / "files"
 FA_SITE_DIR = "fontawesome"
 # The theme's script tag for Font Awesome's JavaScript (webpack-macros.html), left off every page.
 FA_SCRIPT = re.compile(r'\s*<script defer src="[^"]*_static/scripts/fontawesome\.js[^"]*"></script>')
@@ -53,9 +55,9 @@ JS = ("course.js",)
 
 
 def install_web_assets(web: Path = WEB) -> bool:
-    """Install the locked MathJax and Font Awesome with ``npm ci`` if either is missing; False
-    when npm is absent."""
-    parts = (MATHJAX / ENTRY, FONTAWESOME_CSS)
+    """Install the locked MathJax, Font Awesome and the Devanagari font with ``npm ci`` if any is
+    missing; False when npm is absent."""
+    parts = (MATHJAX / ENTRY, FONTAWESOME_CSS, DEVANAGARI_FONT)
     if all((web / part.relative_to(WEB)).exists() for part in parts):
         return True
     npm = shutil.which("npm")
