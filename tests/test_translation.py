@@ -243,6 +243,17 @@ def test_each_hindi_page_links_to_its_english_page_and_back(html, html_hi):
 
 
 @pytest.mark.book_hi
+def test_the_themes_words_and_the_tocs_parts_are_in_hindi(html_hi):
+    """Not only the documents: the table of contents' part captions (inserted by
+    sphinx-external-toc after Sphinx translates), the themes' buttons and the search field."""
+    page = html_lib.unescape(_page(html_hi, "notebooks/03_lstm.html"))
+    for english, hindi in (("Getting started", "शुरुआत"), ("Back matter", "परिशिष्ट"), ("Contents", "विषय-सूची"),
+                           ("Download this page", "यह पृष्ठ डाउनलोड करें"),
+                           ("Search this book...", translation.LANGUAGES["hi"].search_bar_text)):
+        assert hindi in page and english not in page, english
+
+
+@pytest.mark.book_hi
 def test_the_hindi_book_serves_its_devanagari_font(html_hi):
     css = (html_hi / translation.FONT_SITE_DIR / translation.FONT_CSS).read_text(encoding="utf-8")
     for name in translation.FONT_FILES:

@@ -61,11 +61,13 @@ class Language:
     title: str  # the book's title in the language
     root: str  # the built site, relative to _build/ (the switch links between roots)
     student_root: str  # the student edition's site, relative to _build/
+    search_bar_text: str = ""  # the search field's placeholder ("" keeps Jupyter Book's)
 
 
 LANGUAGES = {
     "en": Language("en", "English", "", "html", "student/_build/html"),
-    "hi": Language("hi", "हिन्दी", "गेटेड रिकरेंस: RNN से LSTM और Mamba तक", "hi/html", "hi-student/html"),
+    "hi": Language("hi", "हिन्दी", "गेटेड रिकरेंस: RNN से LSTM और Mamba तक", "hi/html", "hi-student/html",
+                   "इस किताब में खोजें..."),
 }
 TRANSLATED = ("hi",)
 # The documents whose translation is finished and read back (tests/test_translation.py holds
@@ -99,13 +101,43 @@ def other_language_links(app, pagename: str) -> list[dict]:
     return links
 
 
+def theme_catalog(language: str, locales: Path = LOCALES) -> Path | None:
+    """sphinx-book-theme's words in ``language`` (``booktheme.po``), compiled to ``.mo`` when the
+    ``.mo`` is missing or older; None if there is no such catalog."""
+    po = locales / language / "LC_MESSAGES" / "booktheme.po"
+    if not po.exists():
+        return None
+    mo = po.with_suffix(".mo")
+    if not mo.exists() or mo.stat().st_mtime < po.stat().st_mtime:
+        from babel.messages.mofile import write_mo
+        from babel.messages.pofile import read_po
+
+        with po.open("rb") as f:
+            catalog = read_po(f, locale=language)
+        with mo.open("wb") as f:
+            write_mo(f, catalog)
+    return mo
+
+
 def _config_inited(app, config) -> None:
+    # The themes' own words. sphinx-book-theme has no Hindi catalog ("booktheme"): ours is
+    # merged into its translator here, before any page is written (Sphinx would compile our
+    # .po only after the theme looked for it). pydata-sphinx-theme's words are in the "sphinx"
+    # domain, which Sphinx reads from locale_dirs itself (locales/hi/LC_MESSAGES/sphinx.po).
+    language = config.language or "en"
+    if language != "en" and theme_catalog(language):
+        from sphinx.locale import init as init_locale
+
+        init_locale([str(LOCALES)], language, "booktheme")
     config.templates_path = [*config.templates_path, str(TEMPLATES)]
     options = dict(config.html_theme_options or {})
     end = options.get("article_header_end", ["article-header-buttons.html"])
     end = [end] if isinstance(end, str) else list(end)
     if "language-switch.html" not in end:
         options["article_header_end"] = ["language-switch.html", *end]
+    lang = LANGUAGES.get(config.language or "en")
+    if lang is not None and lang.search_bar_text:  # Jupyter Book sets the English one
+        options["search_bar_text"] = lang.search_bar_text
     config.html_theme_options = options
 
 
@@ -321,9 +353,7 @@ def setup(app) -> dict:
     app.add_transform(_exercise_titles_transform())
     app.add_transform(_registry_transform())
     app.add_transform(_inserted_toctrees_transform())
-    # the themes' own words: sphinx-book-theme's catalog ("booktheme") has no Hindi; ours is
-    # merged in (pydata-sphinx-theme's words are in the "sphinx" domain: locales/hi/.../sphinx.po)
-    app.add_message_catalog("booktheme", str(LOCALES))
+
     app.connect("config-inited", _config_inited)
     app.connect("doctree-read", _doctree_read)
     app.connect("builder-inited", _builder_inited)
