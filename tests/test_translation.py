@@ -53,9 +53,11 @@ def test_check_catalog_reports_a_translation_that_drops_or_changes_maths_code_or
         "See {eq}`eq-gate`.": "देखिए {eq}`eq-gates`।",  # a changed label
         "Read $x_t$.": "पढ़िए x_t।",  # maths lost
         "Untranslated $y$.": "",  # not a translation: coverage's business
+        "\n\\begin{aligned} a &= b \\end{aligned}\n": "\n\\begin{aligned} a &= c \\end{aligned}\n",
+        "\n\\begin{equation} x \\end{equation}\n": "\n\\begin{equation} x \\end{equation}\n",
     })
     problems = translation.check_catalog(po)
-    assert len(problems) == 2
+    assert len(problems) == 3 and any("equation" in p and "aligned" in p for p in problems)
     assert any("eq-gates" in p for p in problems) and any("$x_t$" in p for p in problems)
 
 

@@ -511,6 +511,10 @@ def coverage_table(rows: list[Coverage]) -> str:
 PROTECTED = re.compile(r"\{[a-z:-]+\}`[^`]*`|\$\$.*?\$\$|\$[^$]+\$|``[^`]+``|`[^`]+`|\]\([^)\s]+\)", re.S)
 
 
+# A message that is a whole display equation (MyST's amsmath blocks are extracted as messages).
+DISPLAY_MATHS = re.compile(r"\s*\\begin\{[a-z*]+\}")
+
+
 def protected_spans(text: str) -> list[str]:
     """The spans of ``text`` that a translation keeps verbatim, sorted (a translation may reorder them)."""
     return sorted(PROTECTED.findall(text))
@@ -525,6 +529,9 @@ def check_catalog(po: Path) -> list[str]:
     problems = []
     for message in catalog:
         if not message.id or not message.string:
+            continue
+        if DISPLAY_MATHS.match(message.id) and message.string != message.id:  # a whole equation
+            problems.append(f"{po.name}: the equation {message.id.strip()[:50]!r} must be kept as it is")
             continue
         want, got = protected_spans(message.id), protected_spans(message.string)
         if want != got:
