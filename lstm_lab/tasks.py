@@ -572,6 +572,16 @@ class CharVocab:
         return "".join(self.chars[i] for i in ids.tolist())
 
 
+def _check_id_stream(ids) -> np.ndarray:
+    """``ids`` as an integer array (n,) with n >= 2 (a text to predict the next id of)."""
+    ids = np.asarray(ids)
+    if ids.ndim != 1 or ids.dtype.kind not in "iu":
+        raise ValueError(f"ids must be integers of shape (n,), got {ids.dtype} of shape {ids.shape}")
+    if ids.shape[0] < 2:
+        raise ValueError(f"ids must hold at least 2 ids, got {ids.shape[0]}")
+    return ids
+
+
 def char_lm_batch(ids, *, batch_size, seq_len, seed=None, rng=None):
     """Random windows of a long id sequence for next-character prediction.
 
@@ -591,11 +601,7 @@ def char_lm_batch(ids, *, batch_size, seq_len, seed=None, rng=None):
     y : numpy.ndarray of int64, shape ``(b, t)``
         ``ids[s + 1 : s + t + 1]``, the next character at every step.
     """
-    ids = np.asarray(ids)
-    if ids.ndim != 1 or ids.dtype.kind not in "iu":
-        raise ValueError(f"ids must be integers of shape (n,), got {ids.dtype} of shape {ids.shape}")
-    if ids.shape[0] < 2:
-        raise ValueError(f"ids must hold at least 2 ids, got {ids.shape[0]}")
+    ids = _check_id_stream(ids)
     b = check_int(batch_size, "batch_size", minimum=1)
     t = check_int(seq_len, "seq_len", minimum=1, maximum=ids.shape[0] - 1)
     rng = _generator(seed, rng)
@@ -625,11 +631,7 @@ def token_streams(ids, *, batch_size):
     y : numpy.ndarray of int64, shape ``(b, s)``
         ``ids[j * s + 1 : (j + 1) * s + 1]``, the next id at every step.
     """
-    ids = np.asarray(ids)
-    if ids.ndim != 1 or ids.dtype.kind not in "iu":
-        raise ValueError(f"ids must be integers of shape (n,), got {ids.dtype} of shape {ids.shape}")
-    if ids.shape[0] < 2:
-        raise ValueError(f"ids must hold at least 2 ids, got {ids.shape[0]}")
+    ids = _check_id_stream(ids)
     b = check_int(batch_size, "batch_size", minimum=1, maximum=ids.shape[0] - 1)
     s = (ids.shape[0] - 1) // b  # steps per stream
     starts = np.arange(b)[:, None] * s + np.arange(s)  # (b, s)
