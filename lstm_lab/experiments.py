@@ -442,8 +442,7 @@ def stream_losses(model: nn.Module, x, y, *, chunk: int, carry: bool = True) -> 
     with eval_mode(model):
         for start in range(0, x_all.shape[1] - chunk + 1, chunk):
             part = slice(start, start + chunk)
-            out, new_state = model(x_all[:, part], state if carry else None)  # (b, chunk, k)
-            state = new_state
+            out, state = model(x_all[:, part], state if carry else None)  # (b, chunk, k)
             loss = nn.functional.cross_entropy(out.transpose(1, 2), y_all[:, part], reduction="none")  # (b, chunk)
             losses.append(loss.double().cpu().numpy())
     return np.concatenate(losses, axis=1)

@@ -39,6 +39,17 @@ def _read(path: Path):
         return read_po(f)
 
 
+def _translate(po: Path, translations: dict[str, str], *, fuzzy: tuple[str, ...] = ()) -> None:
+    """Write ``translations`` (msgid -> msgstr) into ``po``, and flag the ``fuzzy`` msgids."""
+    catalog = _read(po)
+    for msgid, msgstr in translations.items():
+        catalog[msgid].string = msgstr
+    for msgid in fuzzy:
+        catalog[msgid].flags.add("fuzzy")
+    with po.open("wb") as f:
+        write_po(f, catalog, width=0)
+
+
 # ----------------------------------------------------------------------------- what a translation keeps
 def test_protected_spans_are_maths_code_roles_and_link_targets():
     text = ("The state $\\mathbf{h}_t$ of {eq}`eq-rnn` is `h`; see [chapter 3](../notebooks/03_lstm) "
@@ -69,10 +80,7 @@ def test_every_hindi_catalog_keeps_its_maths_code_roles_and_links():
 # ----------------------------------------------------------------------------- coverage
 def test_coverage_counts_translated_fuzzy_and_empty_messages(tmp_path):
     po = _write_catalog(tmp_path / "doc.po", {"one": "एक", "two": "दो", "three": "", "four": "चार"})
-    catalog = _read(po)
-    catalog["four"].flags.add("fuzzy")
-    with po.open("wb") as f:
-        write_po(f, catalog, width=0)
+    _translate(po, {}, fuzzy=("four",))
     row = translation.catalog_coverage(po, "doc")
     assert (row.total, row.translated, row.fuzzy, row.untranslated) == (4, 2, 1, 1)
     assert not row.complete
@@ -100,12 +108,8 @@ def test_a_changed_english_message_keeps_its_translation_only_as_fuzzy(tmp_path)
         "The forget gate keeps the cell state.": "", "A heading": "", "Gone soon.": ""}, locale=None)
     translation.update_catalogs(templates, "hi", locales)
     po = locales / "hi" / "LC_MESSAGES" / "book" / "page.po"
-    catalog = _read(po)
-    catalog["The forget gate keeps the cell state."].string = "forget gate cell state को बनाए रखता है।"
-    catalog["A heading"].string = "एक शीर्षक"
-    catalog["Gone soon."].string = "जल्द ही हटेगा।"
-    with po.open("wb") as f:
-        write_po(f, catalog, width=0)
+    _translate(po, {"The forget gate keeps the cell state.": "forget gate cell state को बनाए रखता है।",
+                    "A heading": "एक शीर्षक", "Gone soon.": "जल्द ही हटेगा।"})
     assert translation.catalog_coverage(po, "page").complete
 
     # the English changes: one message edited, one removed, one added
@@ -143,12 +147,8 @@ def test_sphinx_shows_the_english_of_a_stale_message_not_the_old_hindi(tmp_path)
     sphinx("gettext", tmp_path / "pot")
     translation.update_catalogs(tmp_path / "pot", "hi", locales)
     po = locales / "hi" / "LC_MESSAGES" / "index.po"
-    catalog = _read(po)
-    catalog["Title"].string = "शीर्षक"
-    catalog["The gate opens."].string = "गेट खुलता है।"
-    catalog["The cell state flows on."].string = "cell state बहती रहती है।"
-    with po.open("wb") as f:
-        write_po(f, catalog, width=0)
+    _translate(po, {"Title": "शीर्षक", "The gate opens.": "गेट खुलता है।",
+                    "The cell state flows on.": "cell state बहती रहती है।"})
     sphinx("html", tmp_path / "html")
     page = (tmp_path / "html" / "index.html").read_text(encoding="utf-8")
     assert "गेट खुलता है।" in page and "cell state बहती रहती है।" in page

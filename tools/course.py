@@ -432,19 +432,26 @@ def student_config(root: Path = ROOT) -> dict:
     return config
 
 
-def build_student_book(flags: list[str], root: Path = ROOT, out: Path = STUDENT_BUILD) -> Path:
-    """Build the student edition into ``out``; return its html/ folder."""
+def run_jupyter_book(root: Path, config: dict, out: Path, flags: list[str]) -> None:
+    """``jupyter-book build`` of ``root`` with ``config`` (written to ``out/_config.yml``) into
+    ``out/_build``; exits with jupyter-book's status if it fails. The student edition and the
+    translated books (tools/translation.py) are built this way."""
     out.mkdir(parents=True, exist_ok=True)
     config_path = out / "_config.yml"
-    config_path.write_text(yaml.safe_dump(student_config(root), sort_keys=False), encoding="utf-8")
-    html = out / "_build" / "html"
-    shutil.rmtree(html, ignore_errors=True)
+    config_path.write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True), encoding="utf-8")
     jupyter_book = Path(sys.executable).parent / "jupyter-book"
     cmd = [str(jupyter_book) if jupyter_book.exists() else "jupyter-book", "build", str(root),
            "--config", str(config_path), "--path-output", str(out), *flags]
     proc = subprocess.run(cmd, cwd=root)
     if proc.returncode != 0:
         raise SystemExit(proc.returncode)
+
+
+def build_student_book(flags: list[str], root: Path = ROOT, out: Path = STUDENT_BUILD) -> Path:
+    """Build the student edition into ``out``; return its html/ folder."""
+    html = out / "_build" / "html"
+    shutil.rmtree(html, ignore_errors=True)
+    run_jupyter_book(root, student_config(root), out, flags)
     return html
 
 

@@ -31,15 +31,28 @@ a font service. Its faces cover only the Devanagari block, so Latin text keeps t
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import shutil
-import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po, write_po
+from docutils import nodes
+from sphinx import addnodes
+from sphinx.errors import ExtensionError
+from sphinx.locale import init as init_locale
+from sphinx.transforms import SphinxTransform
+from sphinx.util.i18n import docname_to_domain
+from sphinx.util.nodes import get_node_line
+from sphinx_exercise.nodes import exercise_subtitle
+
+# (tools.course is imported where the command line needs it: Sphinx loads this module as a
+# local extension, with tools/ but not the repository root on its path)
 
 ROOT = Path(__file__).resolve().parents[1]
 LOCALES = ROOT / "locales"
@@ -109,9 +122,6 @@ def theme_catalog(language: str, locales: Path = LOCALES) -> Path | None:
         return None
     mo = po.with_suffix(".mo")
     if not mo.exists() or mo.stat().st_mtime < po.stat().st_mtime:
-        from babel.messages.mofile import write_mo
-        from babel.messages.pofile import read_po
-
         with po.open("rb") as f:
             catalog = read_po(f, locale=language)
         with mo.open("wb") as f:
@@ -126,8 +136,6 @@ def _config_inited(app, config) -> None:
     # domain, which Sphinx reads from locale_dirs itself (locales/hi/LC_MESSAGES/sphinx.po).
     language = config.language or "en"
     if language != "en" and theme_catalog(language):
-        from sphinx.locale import init as init_locale
-
         init_locale([str(LOCALES)], language, "booktheme")
     config.templates_path = [*config.templates_path, str(TEMPLATES)]
     options = dict(config.html_theme_options or {})
@@ -181,8 +189,6 @@ def copy_font(outdir: Path, package: Path = FONT_PACKAGE) -> Path:
     for name in FONT_FILES:
         source = package / "files" / name
         if not source.exists():
-            from sphinx.errors import ExtensionError
-
             raise ExtensionError(f"translation: {source} is missing: reinstall with `npm ci` in {WEB}")
         shutil.copy2(source, target / name)
     (target / FONT_CSS).write_text(font_css(), encoding="utf-8")
@@ -205,8 +211,6 @@ def fill_js_translations(outdir: Path, language: str) -> int:
     """Replace the empty messages of the site's ``_static/translations.js`` with ours, or drop
     them (an empty translation shows as a blank; a missing one falls back to English).
     Returns how many it changed."""
-    import json
-
     path = outdir / "_static" / "translations.js"
     if not path.exists():
         return 0
@@ -227,9 +231,11 @@ def fill_js_translations(outdir: Path, language: str) -> int:
 
 
 def _build_finished(app, exception) -> None:
-    if exception is None and app.builder.format == "html" and (app.config.language or "en") in JS_MESSAGES:
+    if exception is not None or app.builder.format != "html":
+        return
+    if (app.config.language or "en") in JS_MESSAGES:
         fill_js_translations(Path(app.outdir), app.config.language)
-    if exception is None and app.builder.format == "html" and font_installed():
+    if font_installed():
         copy_font(Path(app.outdir))
 
 
@@ -243,93 +249,63 @@ def _build_finished(app, exception) -> None:
 #   of a notebook output is, and the gettext builder never sees those images at all (MyST-NB
 #   keeps an output's image only for builders that write HTML). The extension hands their alt
 #   texts to the catalog as it reads; Sphinx's i18n transform then translates them as usual.
-def _exercise_titles_transform():
-    from sphinx.transforms import SphinxTransform
+class ExerciseTitles(SphinxTransform):
+    """Give sphinx-exercise's subtitles a source and raw text, so that they are translated."""
 
-    class ExerciseTitles(SphinxTransform):
-        """Give sphinx-exercise's subtitles a source and raw text, so that they are translated,
-        and keep each exercise's registry copy (used for links to it) in step."""
+    default_priority = 15
 
-        default_priority = 15
-
-        def apply(self, **kwargs) -> None:
-            from sphinx_exercise.nodes import exercise_subtitle
-
-            for node in self.document.findall(exercise_subtitle):
-                node.source = node.source or self.document["source"]
-                node.line = node.line or 1
-                node.rawsource = node.rawsource or node.astext()  # the message
-
-    return ExerciseTitles
+    def apply(self, **kwargs) -> None:
+        for node in self.document.findall(exercise_subtitle):
+            node.source = node.source or self.document["source"]
+            node.line = node.line or 1
+            node.rawsource = node.rawsource or node.astext()  # the message
 
 
-def _registry_transform():
-    from sphinx.transforms import SphinxTransform
+class TranslatedExerciseRegistry(SphinxTransform):
+    """After translation, the registry's copy of each exercise (its title in links) is the translated one."""
 
-    class TranslatedExerciseRegistry(SphinxTransform):
-        """After translation, the registry's copy of each exercise (its title in links) is the translated one."""
+    default_priority = 25
 
-        default_priority = 25
-
-        def apply(self, **kwargs) -> None:
-            registry = getattr(self.env, "sphinx_exercise_registry", None)
-            if not registry or (self.config.language or "en") == "en":
-                return
-            from docutils import nodes
-
-            for node in self.document.findall(nodes.Element):
-                if node.get("label") in registry and "serial_number" in node:
-                    registry[node["label"]]["node"] = node.deepcopy()
-
-    return TranslatedExerciseRegistry
+    def apply(self, **kwargs) -> None:
+        registry = getattr(self.env, "sphinx_exercise_registry", None)
+        if not registry or (self.config.language or "en") == "en":
+            return
+        for node in self.document.findall(nodes.Element):
+            if node.get("label") in registry and "serial_number" in node:
+                registry[node["label"]]["node"] = node.deepcopy()
 
 
-def _inserted_toctrees_transform():
-    from sphinx import addnodes
-    from sphinx.transforms import SphinxTransform
+class TranslateInsertedToctrees(SphinxTransform):
+    """Translate the captions and titles of the toctrees that sphinx-external-toc inserts
+    (the parts of _toc.yml: "Getting started" ...). It inserts them at priority 100, after
+    Sphinx's i18n transform, so they would stay English; the gettext builder extracts them
+    from the document that holds them (book/intro), and this applies that catalog."""
 
-    class TranslateInsertedToctrees(SphinxTransform):
-        """Translate the captions and titles of the toctrees that sphinx-external-toc inserts
-        (the parts of _toc.yml: "Getting started" ...). It inserts them at priority 100, after
-        Sphinx's i18n transform, so they would stay English; the gettext builder extracts them
-        from the document that holds them (book/intro), and this applies that catalog."""
+    default_priority = 101
 
-        default_priority = 101
-
-        def apply(self, **kwargs) -> None:
-            language = self.config.language or "en"
-            if language == "en" or self.app.builder.name == "gettext":
-                return
-            from sphinx.locale import init as init_locale
-            from sphinx.util.i18n import docname_to_domain
-
-            dirs = [str(Path(self.env.srcdir) / d) for d in self.config.locale_dirs]
-            domain = docname_to_domain(self.env.docname, self.config.gettext_compact)
-            catalog, found = init_locale(dirs, language, domain)
-            if not found:
-                return
-            for node in self.document.findall(addnodes.toctree):
-                if node.get("caption"):
-                    node["caption"] = catalog.gettext(node["caption"])
-                node["entries"] = [(catalog.gettext(title) if title else title, doc) for title, doc in node["entries"]]
-
-    return TranslateInsertedToctrees
+    def apply(self, **kwargs) -> None:
+        language = self.config.language or "en"
+        if language == "en" or self.app.builder.name == "gettext":
+            return
+        dirs = [str(Path(self.env.srcdir) / d) for d in self.config.locale_dirs]
+        domain = docname_to_domain(self.env.docname, self.config.gettext_compact)
+        catalog, found = init_locale(dirs, language, domain)
+        if not found:
+            return
+        for node in self.document.findall(addnodes.toctree):
+            if node.get("caption"):
+                node["caption"] = catalog.gettext(node["caption"])
+            node["entries"] = [(catalog.gettext(title) if title else title, doc) for title, doc in node["entries"]]
 
 
 def _gettext_catalog(app):
     """The gettext builder's catalog for the document being read."""
-    from sphinx.util.i18n import docname_to_domain
-
     return app.builder.catalogs[docname_to_domain(app.env.docname, app.config.gettext_compact)]
 
 
 def _doctree_read(app, doctree) -> None:
     if app.builder.name != "gettext":
         return
-    from docutils import nodes
-    from sphinx.util.nodes import get_node_line
-    from sphinx_exercise.nodes import exercise_subtitle
-
     catalog = _gettext_catalog(app)
     for node in doctree.findall(exercise_subtitle):
         node.uid = ""  # the gettext builder's origin needs one; its catalogs carry no uuids here
@@ -350,9 +326,9 @@ def _line_or_none(get_line, node):
 
 
 def setup(app) -> dict:
-    app.add_transform(_exercise_titles_transform())
-    app.add_transform(_registry_transform())
-    app.add_transform(_inserted_toctrees_transform())
+    app.add_transform(ExerciseTitles)
+    app.add_transform(TranslatedExerciseRegistry)
+    app.add_transform(TranslateInsertedToctrees)
 
     app.connect("config-inited", _config_inited)
     app.connect("doctree-read", _doctree_read)
@@ -385,33 +361,24 @@ def book_config(language: str, *, student: bool = False, root: Path = ROOT) -> d
     return config
 
 
-def jupyter_book(root: Path, config: dict, out: Path, flags: list[str]) -> None:
-    """Run ``jupyter-book build`` on ``root`` with ``config`` written to ``out/_config.yml``."""
-    out.mkdir(parents=True, exist_ok=True)
-    config_path = out / "_config.yml"
-    config_path.write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True), encoding="utf-8")
-    exe = Path(sys.executable).parent / "jupyter-book"
-    cmd = [str(exe) if exe.exists() else "jupyter-book", "build", str(root), "--config", str(config_path),
-           "--path-output", str(out), *flags]
-    proc = subprocess.run(cmd, cwd=root)
-    if proc.returncode != 0:
-        raise SystemExit(proc.returncode)
-
-
 def extract(root: Path = ROOT, out: Path = GETTEXT) -> Path:
     """The message templates (.pot), one per document, in ``out``; returns that folder."""
+    from tools.course import run_jupyter_book
+
     shutil.rmtree(out, ignore_errors=True)
-    jupyter_book(root, book_config("en", root=root), out, ["--builder", "custom", "--custom-builder", "gettext"])
+    run_jupyter_book(root, book_config("en", root=root), out, ["--builder", "custom", "--custom-builder", "gettext"])
     return out / "_build" / "gettext"
 
 
 def build(language: str = "hi", flags: list[str] = (), *, student: bool = False, root: Path = ROOT,
           build_dir: Path = BUILD) -> Path:
     """Build the book (or its student edition) in ``language``; returns its html folder."""
+    from tools.course import run_jupyter_book
+
     lang = LANGUAGES[language]
     site = build_dir / (lang.student_root if student else lang.root)
     work = site.parent / ".jupyter-book"
-    jupyter_book(root, book_config(language, student=student, root=root), work, list(flags))
+    run_jupyter_book(root, book_config(language, student=student, root=root), work, list(flags))
     shutil.rmtree(site, ignore_errors=True)
     shutil.copytree(work / "_build" / "html", site)
     return site
@@ -425,8 +392,6 @@ def update_catalogs(templates: Path, language: str = "hi", locales: Path = LOCAL
     translation marked fuzzy when Babel finds the old English close enough, and is otherwise
     added untranslated; a message that disappeared is dropped. Returns the catalogs written.
     """
-    from babel.messages.pofile import read_po, write_po
-
     written = []
     for pot in sorted(templates.rglob("*.pot")):
         doc = pot.relative_to(templates).with_suffix("")
@@ -470,8 +435,6 @@ class Coverage:
 
 def catalog_coverage(po: Path, document: str) -> Coverage:
     """How many of a catalog's messages are translated (and not fuzzy), fuzzy, or empty."""
-    from babel.messages.pofile import read_po
-
     with po.open("rb") as f:
         catalog = read_po(f)
     messages = [m for m in catalog if m.id]
@@ -522,8 +485,6 @@ def protected_spans(text: str) -> list[str]:
 
 def check_catalog(po: Path) -> list[str]:
     """Every translated message of ``po`` whose maths, code, roles or links differ from its English."""
-    from babel.messages.pofile import read_po
-
     with po.open("rb") as f:
         catalog = read_po(f)
     problems = []
